@@ -1,0 +1,220 @@
+#include "harness/cli.hpp"
+
+#include <CLI/CLI.hpp>
+#include <c10/util/Exception.h>
+
+#include <functional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "core/error.hpp"
+#include "core/strings.hpp"
+#include "harness/commands.hpp"
+
+namespace mlab::harness {
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+// A subcommand whose options are declared (so --help documents them) but whose implementation
+// arrives with a later issue.
+struct Planned {
+  CLI::App* app;
+  std::string issue;
+};
+
+struct Cli {
+  CLI::App app{"MLA-Bench: KV-cache compression for vision-language models (MHA2MLA-VLM and peers)",
+               "mla-bench"};
+  std::vector<Planned> planned;
+  std::function<int()> action;
+  bool verbose = false;
+
+  // Option storage of the planned subcommands (parsed, unused until implemented).
+  std::string s1, s2, s3, s4, s5, s6;
+  int64_t n1 = 0, n2 = 0, n3 = 0;
+  double x1 = 0;
+
+  ListOptions list;
+  InspectOptions inspect;
+  QuickstartOptions quickstart;
+
+  CLI::App* planned_command(const std::string& name, const std::string& doc,
+                            const std::string& issue) {
+    auto* sub = app.add_subcommand(name, doc + " [not implemented yet: " + issue + "]");
+    planned.push_back({sub, issue});
+    return sub;
+  }
+
+  Cli(std::ostream& out) {
+    app.require_subcommand(1);
+    app.add_flag("-v,--verbose", verbose, "Print full error details (C++ backtraces)");
+    app.set_version_flag("--version", std::string("mla-bench ") + MLAB_VERSION);
+
+    // --- implemented ---
+    auto* list_cmd = app.add_subcommand("list", "Print what a registry holds, with one-line docs");
+    list_cmd->add_option("what", list.what, "models | methods | tasks | metrics")->required();
+    list_cmd->callback([this, &out] { action = [this, &out] { return run_list(list, out); }; });
+
+    auto* inspect_cmd = app.add_subcommand(
+        "inspect", "Summarize a Hugging Face model dir, checkpoint or config.json");
+    inspect_cmd->add_option("path", inspect.path, "model dir, .safetensors file or config.json")
+        ->required();
+    inspect_cmd->add_flag("--json", inspect.json, "JSON output");
+    inspect_cmd->add_flag("--check", inspect.check, "Read every tensor (finds truncated data)");
+    inspect_cmd->callback(
+        [this, &out] { action = [this, &out] { return run_inspect(inspect, out); }; });
+
+    auto* quick_cmd = app.add_subcommand(
+        "quickstart", "The embedded end-to-end job on the shipped configs and tiny models (CPU)");
+    quickstart.configs_dir = std::filesystem::path(MLAB_SOURCE_DIR) / "configs" / "models";
+    quickstart.work_dir = "mla-bench-quickstart";
+    quick_cmd->add_option("--configs", quickstart.configs_dir, "Directory of model config.json files")
+        ->capture_default_str();
+    quick_cmd->add_option("--work-dir", quickstart.work_dir, "Where outputs are written")
+        ->capture_default_str();
+    quick_cmd->add_option("--device", quickstart.device, "cpu | cuda")->capture_default_str();
+    quick_cmd->add_option("--threads", quickstart.threads, "Intra-op threads (0: LibTorch default)");
+    quick_cmd->add_option("--seed", quickstart.seed, "Random seed")->capture_default_str();
+    quick_cmd->callback(
+        [this, &out] { action = [this, &out] { return run_quickstart(quickstart, out); }; });
+
+    // --- declared, implemented by later issues ---
+    auto* convert = planned_command("convert", "Convert an MHA/GQA VLM to MLA (MHA2MLA-VLM)", "F6");
+    convert->add_option("--model", s1, "Input model directory")->required();
+    convert->add_option("--out", s2, "Output model directory")->required();
+    convert->add_option("--rope", s3, "Partial-RoPE strategy: mkl|high|low|uniform|2norm");
+    convert->add_option("--rope-dims", n1, "Kept RoPE dimensions per head");
+    convert->add_option("--d-kv", n2, "Latent dimension per KV head");
+    convert->add_option("--svd", s4, "SVD initialisation: md|joint|weight");
+    convert->add_option("--calib", s5, "Calibration data (interchange dataset dir)");
+    convert->add_option("--ranks", s6, "Load a partial-RoPE rank file instead of scoring");
+
+    auto* train = planned_command("train", "Two-stage parameter-efficient fine-tuning", "F8");
+    train->add_option("--model", s1, "Model directory")->required();
+    train->add_option("--stage", n1, "1 or 2")->required();
+    train->add_option("--data", s2, "LLaVA-style instruction JSON")->required();
+    train->add_option("--out", s3, "Output directory")->required();
+    train->add_option("--steps", n2, "Optimizer steps");
+    train->add_option("--lr", x1, "Peak learning rate");
+    train->add_option("--batch", n3, "Micro-batch size");
+
+    auto* eval = planned_command("eval", "Evaluate methods on benchmarks into SQLite", "F5");
+    eval->add_option("--model", s1, "Model directory")->required();
+    eval->add_option("--tasks", s2, "Comma-separated tasks (see: mla-bench list tasks)")->required();
+    eval->add_option("--methods", s3, "Comma-separated method specs, e.g. full,h2o:budget=0.5");
+    eval->add_option("--db", s4, "Results database");
+    eval->add_option("--limit", n1, "At most N samples per task");
+    eval->add_option("--batch-size", n2, "Samples per batch");
+    eval->add_option("--device", s5, "cpu | cuda");
+    eval->add_option("--run-name", s6, "Run name (a rerun resumes)");
+
+    auto* report = planned_command("report", "Print the paper's Tables 1-4 from the database", "F5");
+    report->add_option("--db", s1, "Results database");
+    report->add_option("--table", s2, "1|2|3|4|all");
+    report->add_option("--format", s3, "md|csv|html");
+
+    auto* dashboard = planned_command("dashboard", "Write a static HTML dashboard", "F5");
+    dashboard->add_option("--db", s1, "Results database");
+    dashboard->add_option("--out", s2, "Output directory");
+
+    auto* regress = planned_command("regress", "Compare two runs; exit 1 on a drop", "F5");
+    regress->add_option("--db", s1, "Results database");
+    regress->add_option("--baseline", s2, "Baseline run name")->required();
+    regress->add_option("--candidate", s3, "Candidate run name")->required();
+    regress->add_option("--tolerance", x1, "Allowed drop");
+
+    auto* bench = planned_command("bench", "Kernel and end-to-end speed (Google Benchmark)", "F6");
+    bench->add_option("--filter", s1, "Regex over benchmark names");
+
+    auto* tokenize = planned_command("tokenize", "Encode or decode text with a tokenizer.json", "F2");
+    tokenize->add_option("--tokenizer", s1, "tokenizer.json or model dir")->required();
+    tokenize->add_option("--text", s2, "Text to encode");
+    tokenize->add_option("--input", s3, "JSONL input");
+    tokenize->add_flag("--decode", "Decode ids instead");
+
+    auto* generate = planned_command("generate", "Answer a prompt about an image", "F3");
+    generate->add_option("--model", s1, "Model directory")->required();
+    generate->add_option("--image", s2, "Image file");
+    generate->add_option("--prompt", s3, "Prompt text");
+    generate->add_option("--dump", s4, "Write inputs, features and logits to a .safetensors file");
+
+    auto* score = planned_command("score", "Score predictions as lmms-eval does", "F4");
+    score->add_option("--task", s1, "Task name")->required();
+    score->add_option("--predictions", s2, "Predictions JSONL");
+    score->add_option("--input", s3, "Raw {prediction, doc} JSONL");
+    score->add_flag("--aggregate", "Also print aggregate metrics");
+
+    auto* prompt = planned_command("prompt", "Print each doc's rendered prompt", "F4");
+    prompt->add_option("--task", s1, "Task name")->required();
+    prompt->add_option("--input", s2, "Docs JSONL")->required();
+    prompt->add_option("--family", s3, "llava|llava_next|qwen2_5_vl");
+
+    auto* memory = planned_command("memory", "Analytic KV-cache bytes of a method on a model", "F6");
+    memory->add_option("--config", s1, "config.json")->required();
+    memory->add_option("--method", s2, "Method spec, e.g. mha2mla:d_kv=64+quanto:bits=4")
+        ->required();
+    memory->add_option("--tokens", n1, "Cached tokens");
+
+    for (auto& p : planned) {
+      p.app->callback([this, &p] {
+        action = [&p]() -> int {
+          throw UsageError("mla-bench " + p.app->get_name() + ": not implemented yet (issue " +
+                           p.issue + ")");
+        };
+      });
+    }
+  }
+};
+
+std::string subcommand_hint(const CLI::App& app, const std::string& word) {
+  std::vector<std::string> names;
+  for (const auto* sub : app.get_subcommands({})) names.push_back(sub->get_name());
+  return unknown_name_message("subcommand", word, names);
+}
+
+}  // namespace
+
+int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
+  Cli cli(out);
+  try {
+    cli.app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return cli.app.exit(e, out, err);
+  } catch (const CLI::CallForAllHelp& e) {
+    return cli.app.exit(e, out, err);
+  } catch (const CLI::CallForVersion& e) {
+    return cli.app.exit(e, out, err);
+  } catch (const CLI::ExtrasError& e) {
+    // An unknown first word is most likely a mistyped subcommand: say which one was meant.
+    if (argc > 1 && argv[1][0] != '-') {
+      err << "mla-bench: " << subcommand_hint(cli.app, argv[1]) << "\n";
+    } else {
+      cli.app.exit(e, out, err);
+    }
+    return kExitUsage;
+  } catch (const CLI::ParseError& e) {
+    cli.app.exit(e, out, err);
+    return kExitUsage;
+  }
+  try {
+    return cli.action ? cli.action() : kExitUsage;
+  } catch (const UsageError& e) {
+    err << e.what() << "\n";
+    return kExitUsage;
+  } catch (const Error& e) {
+    err << "mla-bench: error: " << e.what() << "\n";
+    return kExitFailure;
+  } catch (const c10::Error& e) {
+    err << "mla-bench: error: " << (cli.verbose ? e.what() : e.what_without_backtrace()) << "\n";
+    return kExitFailure;
+  } catch (const std::exception& e) {
+    err << "mla-bench: error: " << e.what() << "\n";
+    return kExitFailure;
+  }
+}
+
+}  // namespace mlab::harness

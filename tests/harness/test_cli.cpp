@@ -1,0 +1,80 @@
+#include "tests/support/catch_torch.hpp"
+
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <string>
+
+using Catch::Matchers::Contains;
+
+namespace {
+struct Result {
+  int code = -1;
+  std::string output;  // stdout and stderr together
+};
+
+// Runs the built mla-bench with `args` (shell words) and captures its output and exit code.
+Result run(const std::string& args) {
+  const std::string command =
+      std::string(MLAB_BINARY_DIR) + "/harness/mla-bench " + args + " 2>&1";
+  Result result;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  std::array<char, 4096> buffer{};
+  size_t n = 0;
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) result.output.append(buffer.data(), n);
+  const int status = ::pclose(pipe);
+  result.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+}  // namespace
+
+TEST_CASE("every subcommand of DESIGN.md §1 has --help", "[harness][cli]") {
+  for (const char* sub : {"quickstart", "convert", "train", "eval", "report", "dashboard",
+                          "regress", "bench", "list", "inspect", "tokenize", "generate", "score",
+                          "prompt", "memory"}) {
+    const auto r = run(std::string(sub) + " --help");
+    INFO(sub << ": " << r.output);
+    CHECK(r.code == 0);
+    CHECK_THAT(r.output, Contains("Usage:") && Contains(sub));
+  }
+  const auto top = run("--help");
+  CHECK(top.code == 0);
+  CHECK_THAT(top.output, Contains("quickstart") && Contains("not implemented yet: F6"));
+}
+
+TEST_CASE("unimplemented subcommands say which issue brings them and exit 2", "[harness][cli]") {
+  const auto r = run("regress --baseline a --candidate b");
+  CHECK(r.code == 2);
+  CHECK_THAT(r.output, Contains("not implemented yet (issue F5)"));
+}
+
+TEST_CASE("list prints each registry; unknown names get the closest match", "[harness][cli]") {
+  const auto methods = run("list methods");
+  CHECK(methods.code == 0);
+  CHECK_THAT(methods.output, Contains("mha2mla") && Contains("h2o") && Contains("[planned: F7]"));
+  const auto tasks = run("list tasks");
+  CHECK(tasks.code == 0);
+  CHECK_THAT(tasks.output, Contains("docvqa_val") && Contains("mmbench_en_dev"));
+  CHECK_THAT(run("list models").output, Contains("qwen2_5_vl"));
+  CHECK_THAT(run("list metrics").output, Contains("anls"));
+  const auto bad = run("list methds");
+  CHECK(bad.code == 2);
+  CHECK_THAT(bad.output, Contains("did you mean 'methods'?"));
+}
+
+TEST_CASE("bad usage exits 2 with a hint", "[harness][cli]") {
+  const auto typo = run("quickstrat");
+  CHECK(typo.code == 2);
+  CHECK_THAT(typo.output, Contains("did you mean 'quickstart'?"));
+  CHECK(run("").code == 2);
+  CHECK(run("list").code == 2);                       // missing positional
+  CHECK(run("quickstart --threads notanumber").code == 2);
+}
+
+TEST_CASE("runtime failures exit 1 naming the file", "[harness][cli]") {
+  const auto r = run("inspect /nonexistent/model-dir");
+  CHECK(r.code == 1);
+  CHECK_THAT(r.output, Contains("/nonexistent/model-dir"));
+}
