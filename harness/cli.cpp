@@ -37,6 +37,7 @@ struct Cli {
   std::string s1, s2, s3, s4, s5, s6;
   int64_t n1 = 0, n2 = 0, n3 = 0;
   double x1 = 0;
+  bool b1 = false;
 
   ListOptions list;
   InspectOptions inspect;
@@ -134,7 +135,7 @@ struct Cli {
     tokenize->add_option("--tokenizer", s1, "tokenizer.json or model dir")->required();
     tokenize->add_option("--text", s2, "Text to encode");
     tokenize->add_option("--input", s3, "JSONL input");
-    tokenize->add_flag("--decode", "Decode ids instead");
+    tokenize->add_flag("--decode", b1, "Decode ids instead");
 
     auto* generate = planned_command("generate", "Answer a prompt about an image", "F3");
     generate->add_option("--model", s1, "Model directory")->required();
@@ -146,7 +147,7 @@ struct Cli {
     score->add_option("--task", s1, "Task name")->required();
     score->add_option("--predictions", s2, "Predictions JSONL");
     score->add_option("--input", s3, "Raw {prediction, doc} JSONL");
-    score->add_flag("--aggregate", "Also print aggregate metrics");
+    score->add_flag("--aggregate", b1, "Also print aggregate metrics");
 
     auto* prompt = planned_command("prompt", "Print each doc's rendered prompt", "F4");
     prompt->add_option("--task", s1, "Task name")->required();
@@ -170,6 +171,13 @@ struct Cli {
   }
 };
 
+bool is_subcommand(const CLI::App& app, const std::string& word) {
+  for (const auto* sub : app.get_subcommands({})) {
+    if (sub->get_name() == word) return true;
+  }
+  return false;
+}
+
 std::string subcommand_hint(const CLI::App& app, const std::string& word) {
   std::vector<std::string> names;
   for (const auto* sub : app.get_subcommands({})) names.push_back(sub->get_name());
@@ -180,6 +188,11 @@ std::string subcommand_hint(const CLI::App& app, const std::string& word) {
 
 int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
   Cli cli(out);
+  // An unknown first word is most likely a mistyped subcommand: say which one was meant.
+  if (argc > 1 && argv[1][0] != '-' && !is_subcommand(cli.app, argv[1])) {
+    err << "mla-bench: " << subcommand_hint(cli.app, argv[1]) << "\n";
+    return kExitUsage;
+  }
   try {
     cli.app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -188,14 +201,6 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     return cli.app.exit(e, out, err);
   } catch (const CLI::CallForVersion& e) {
     return cli.app.exit(e, out, err);
-  } catch (const CLI::ExtrasError& e) {
-    // An unknown first word is most likely a mistyped subcommand: say which one was meant.
-    if (argc > 1 && argv[1][0] != '-') {
-      err << "mla-bench: " << subcommand_hint(cli.app, argv[1]) << "\n";
-    } else {
-      cli.app.exit(e, out, err);
-    }
-    return kExitUsage;
   } catch (const CLI::ParseError& e) {
     cli.app.exit(e, out, err);
     return kExitUsage;

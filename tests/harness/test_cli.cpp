@@ -17,7 +17,7 @@ struct Result {
 // Runs the built mla-bench with `args` (shell words) and captures its output and exit code.
 Result run(const std::string& args) {
   const std::string command =
-      std::string(MLAB_BINARY_DIR) + "/harness/mla-bench " + args + " 2>&1";
+      std::string(MLAB_BINARY_DIR) + "/mla-bench " + args + " 2>&1";
   Result result;
   FILE* pipe = ::popen(command.c_str(), "r");
   REQUIRE(pipe != nullptr);
