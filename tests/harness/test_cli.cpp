@@ -50,7 +50,7 @@ TEST_CASE("unimplemented subcommands say which issue brings them and exit 2", "[
   CHECK_THAT(r.output, Contains("not implemented yet (issue F5)"));
 }
 
-TEST_CASE("list prints each registry; unknown names get the closest match", "[harness][cli]") {
+TEST_CASE("list prints each registry, unknown names get the closest match", "[harness][cli]") {
   const auto methods = run("list methods");
   CHECK(methods.code == 0);
   CHECK_THAT(methods.output, Contains("mha2mla") && Contains("h2o") && Contains("[planned: F7]"));
