@@ -4,6 +4,7 @@
 #include <c10/util/Exception.h>
 
 #include <functional>
+#include <memory>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -143,16 +144,37 @@ struct Cli {
     generate->add_option("--prompt", s3, "Prompt text");
     generate->add_option("--dump", s4, "Write inputs, features and logits to a .safetensors file");
 
-    auto* score = planned_command("score", "Score predictions as lmms-eval does", "F4");
-    score->add_option("--task", s1, "Task name")->required();
-    score->add_option("--predictions", s2, "Predictions JSONL");
-    score->add_option("--input", s3, "Raw {prediction, doc} JSONL");
-    score->add_flag("--aggregate", b1, "Also print aggregate metrics");
+    auto score_options = std::make_shared<ScoreOptions>();
+    auto* score = app.add_subcommand("score", "Score predictions as lmms-eval does");
+    score->add_option("--task", score_options->task, "Task name (see: mla-bench list tasks)")
+        ->required();
+    score->add_option("--predictions", score_options->predictions,
+                      "Per-sample log JSONL (ours or lmms-eval's samples_<task>.jsonl)");
+    score->add_option("--input", score_options->input, "Raw {prediction, doc} JSONL");
+    score->add_flag("--aggregate", score_options->aggregate, "With --input: also print aggregates");
+    score->add_option("--mmbench-fallback", score_options->mmbench_fallback,
+                      "MMBench rows no rule matches: random-2680 (lmms-eval) | wrong")
+        ->capture_default_str();
+    score->callback([this, score_options, &out] {
+      action = [score_options, &out] { return run_score(*score_options, out); };
+    });
 
-    auto* prompt = planned_command("prompt", "Print each doc's rendered prompt", "F4");
-    prompt->add_option("--task", s1, "Task name")->required();
-    prompt->add_option("--input", s2, "Docs JSONL")->required();
-    prompt->add_option("--family", s3, "llava|llava_next|qwen2_5_vl");
+    auto prompt_options = std::make_shared<PromptOptions>();
+    prompt_options->configs_dir = std::filesystem::path(MLAB_SOURCE_DIR) / "configs" / "tasks";
+    auto* prompt = app.add_subcommand(
+        "prompt", "Print each doc's prompt text (lmms-eval's doc_to_text), one JSON string a line");
+    prompt->add_option("--task", prompt_options->task, "Task name (see: mla-bench list tasks)")
+        ->required();
+    prompt->add_option("--input", prompt_options->input,
+                       "Docs JSONL (lmms-eval records, or samples.jsonl of a dataset dir)")
+        ->required();
+    prompt->add_option("--family", prompt_options->family, "llava | llava_next | qwen2_5_vl")
+        ->capture_default_str();
+    prompt->add_option("--configs", prompt_options->configs_dir, "Directory of task configs")
+        ->capture_default_str();
+    prompt->callback([this, prompt_options, &out] {
+      action = [prompt_options, &out] { return run_prompt(*prompt_options, out); };
+    });
 
     auto* memory = planned_command("memory", "Analytic KV-cache bytes of a method on a model", "F6");
     memory->add_option("--config", s1, "config.json")->required();
