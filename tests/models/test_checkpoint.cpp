@@ -8,6 +8,7 @@
 #include "models/io/checkpoint.hpp"
 #include "models/io/tensor_io.hpp"
 #include "tests/support/catch_torch.hpp"
+#include "tests/support/test_files.hpp"
 
 namespace {
 
@@ -15,23 +16,11 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 using Catch::Contains;
 using namespace mlab::models;
-
-json read_json(const fs::path& path) {
-  std::ifstream in(path);
-  REQUIRE(in.good());
-  return json::parse(in);
-}
+using mlab::test::read_json;
 
 std::string tensor_hex(const at::Tensor& t) {
-  static const char* kDigits = "0123456789abcdef";
   const at::Tensor c = t.contiguous();
-  const auto* p = static_cast<const unsigned char*>(c.data_ptr());
-  std::string out;
-  for (std::size_t i = 0; i < c.nbytes(); ++i) {
-    out += kDigits[p[i] >> 4];
-    out += kDigits[p[i] & 15];
-  }
-  return out;
+  return mlab::test::hex(c.data_ptr(), c.nbytes());
 }
 
 std::set<std::string> files_in(const fs::path& dir) {

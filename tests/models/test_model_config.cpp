@@ -1,4 +1,5 @@
 #include "tests/support/catch_torch.hpp"
+#include "tests/support/test_files.hpp"
 
 #include "core/error.hpp"
 #include "models/config/model_config.hpp"
@@ -20,14 +21,9 @@ using json = nlohmann::json;
 using Catch::Contains;
 using Catch::StartsWith;
 using namespace mlab::models;
+using mlab::test::read_json;
 
 fs::path fixtures_dir() { return mlab::test::data_dir() / "configs"; }
-
-json read_json(const fs::path& path) {
-  std::ifstream in(path);
-  REQUIRE(in.good());
-  return json::parse(in);
-}
 
 void write_text(const fs::path& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary);

@@ -12,6 +12,7 @@
 #include "models/io/safetensors.hpp"
 #include "models/io/tensor_io.hpp"
 #include "tests/support/catch_torch.hpp"
+#include "tests/support/test_files.hpp"
 
 namespace {
 
@@ -19,30 +20,9 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 using Catch::Contains;
 using namespace mlab::models;
-
-json read_json(const fs::path& path) {
-  std::ifstream in(path);
-  REQUIRE(in.good());
-  return json::parse(in);
-}
-
-std::string read_bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-std::string hex(const void* data, std::size_t size) {
-  static const char* kDigits = "0123456789abcdef";
-  const auto* p = static_cast<const unsigned char*>(data);
-  std::string out;
-  for (std::size_t i = 0; i < size; ++i) {
-    out += kDigits[p[i] >> 4];
-    out += kDigits[p[i] & 15];
-  }
-  return out;
-}
+using mlab::test::hex;
+using mlab::test::read_json;
+using mlab::test::read_file;
 
 std::string tensor_hex(const at::Tensor& t) {
   const at::Tensor c = t.contiguous();
@@ -189,10 +169,10 @@ TEST_CASE("safetensors: aligned tensors are zero-copy views of the mapping", "[s
   CHECK(tensor_hex(kept) == kept_hex);
 
   // Writes are copy-on-write: visible through the tensor, never in the file.
-  const std::string before = read_bytes(kAllDtypes);
+  const std::string before = read_file(kAllDtypes);
   kept.fill_(42.0);
   CHECK(kept.eq(42.0).all().item<bool>());
-  CHECK(read_bytes(kAllDtypes) == before);
+  CHECK(read_file(kAllDtypes) == before);
 }
 
 TEST_CASE("safetensors: misaligned tensors are copied correctly", "[safetensors]") {
@@ -303,9 +283,9 @@ TEST_CASE("safetensors: writer rejects bad input and never leaves partial files"
 
   // A failed write leaves an existing file untouched.
   write({{"w", Dtype::U8, {2}, {bytes, 2}}});
-  const std::string good = read_bytes(path);
+  const std::string good = read_file(path);
   REQUIRE_THROWS(write({{"w", Dtype::U8, {2}, {bytes, 3}}}));
-  CHECK(read_bytes(path) == good);
+  CHECK(read_file(path) == good);
   CHECK(std::distance(fs::directory_iterator(dir), fs::directory_iterator{}) == 1);
 
   // Tensors on any device/dtype: unsupported ones are named.

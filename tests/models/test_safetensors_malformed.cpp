@@ -14,12 +14,14 @@
 #include "models/io/safetensors.hpp"
 #include "models/io/tensor_io.hpp"
 #include "tests/support/catch_torch.hpp"
+#include "tests/support/test_files.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 using Catch::Contains;
 using namespace mlab::models;
+using mlab::test::read_file;
 
 // u64 length + header (space-padded to a multiple of 8) + data.
 std::string file_image(std::string header, std::string_view data) {
@@ -38,13 +40,6 @@ void write_file(const fs::path& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary);
   out << bytes;
   REQUIRE(out.good());
-}
-
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
 }
 
 // A header entry: "name":{"dtype":..,"shape":..,"data_offsets":[begin,end]}.
