@@ -113,6 +113,8 @@ struct Cli {
     eval->add_option("--batch-size", n2, "Samples per batch");
     eval->add_option("--device", s5, "cpu | cuda");
     eval->add_option("--run-name", s6, "Run name (a rerun resumes)");
+    eval->add_flag("--skip-bad", b1,
+                   "Record bad dataset samples as failed samples and continue (never dropped)");
 
     auto* report = planned_command("report", "Print the paper's Tables 1-4 from the database", "F5");
     report->add_option("--db", s1, "Results database");
@@ -132,11 +134,22 @@ struct Cli {
     auto* bench = planned_command("bench", "Kernel and end-to-end speed (Google Benchmark)", "F6");
     bench->add_option("--filter", s1, "Regex over benchmark names");
 
-    auto* tokenize = planned_command("tokenize", "Encode or decode text with a tokenizer.json", "F2");
-    tokenize->add_option("--tokenizer", s1, "tokenizer.json or model dir")->required();
-    tokenize->add_option("--text", s2, "Text to encode");
-    tokenize->add_option("--input", s3, "JSONL input");
-    tokenize->add_flag("--decode", b1, "Decode ids instead");
+    auto tokenize_options = std::make_shared<TokenizeOptions>();
+    auto* tokenize = app.add_subcommand("tokenize", "Encode or decode text with a tokenizer.json");
+    tokenize->add_option("--tokenizer", tokenize_options->tokenizer, "tokenizer.json or model dir")
+        ->required();
+    tokenize->add_option("--text", tokenize_options->text,
+                         "Text to encode (with --decode: a JSON array of ids)");
+    tokenize->add_option("--input", tokenize_options->input,
+                         "JSONL: a string or {\"text\": ...} per line (--decode: ids per line)");
+    tokenize->add_flag("--decode", tokenize_options->decode, "Decode ids instead");
+    tokenize->add_flag("--no-special", tokenize_options->no_special,
+                       "Encode without the special tokens of the post-processor (BOS)");
+    tokenize->add_flag("--skip-special", tokenize_options->skip_special,
+                       "Decode without special tokens");
+    tokenize->callback([this, &out, tokenize_options] {
+      action = [&out, tokenize_options] { return run_tokenize(*tokenize_options, out); };
+    });
 
     auto* generate = planned_command("generate", "Answer a prompt about an image", "F3");
     generate->add_option("--model", s1, "Model directory")->required();
@@ -155,8 +168,41 @@ struct Cli {
     score->add_option("--mmbench-fallback", score_options->mmbench_fallback,
                       "MMBench rows no rule matches: random-2680 (lmms-eval) | wrong")
         ->capture_default_str();
+    score_options->configs_dir = std::filesystem::path(MLAB_SOURCE_DIR) / "configs" / "tasks";
+    score->add_option("--output-dir", score_options->output_dir,
+                      "Also write lmms-eval's results.json and samples_<task>.jsonl here");
+    score->add_option("--family", score_options->family,
+                      "With --output-dir: prompts of llava | llava_next | qwen2_5_vl")
+        ->capture_default_str();
+    score->add_option("--model-args", score_options->model_args,
+                      "With --output-dir: recorded as lmms-eval's model_args");
+    score->add_option("--configs", score_options->configs_dir, "Directory of task configs")
+        ->capture_default_str();
     score->callback([this, score_options, &out] {
       action = [score_options, &out] { return run_score(*score_options, out); };
+    });
+
+    auto check_options = std::make_shared<CheckDatasetOptions>();
+    auto* check = app.add_subcommand(
+        "check-dataset",
+        "Read and validate every sample of a dataset dir; print read/ok/failed and each failure");
+    check->footer(
+        "Without --skip-bad the first bad sample aborts (exit 1) naming file:line and the "
+        "problem. With --skip-bad every bad sample is listed as a failed sample (never dropped) "
+        "and the exit code is 0 when the dataset could be read to the end; dir-level problems "
+        "(dataset.json, a sample count that differs from it) still exit 1.");
+    check->add_option("--task", check_options->task, "Task name (see: mla-bench list tasks)")
+        ->required();
+    check->add_option("--dataset", check_options->dataset,
+                      "Dataset dir (dataset.json, samples.jsonl, images/)")
+        ->required();
+    check->add_flag("--skip-bad", check_options->skip_bad,
+                    "Record bad samples as failed samples and go on (exit 0 if read to the end)");
+    check->add_flag("--decode-images", check_options->decode_images,
+                    "Decode every image (finds truncated files; default: header only)");
+    check->add_flag("--json", check_options->json, "One JSON summary line");
+    check->callback([this, check_options, &out] {
+      action = [check_options, &out] { return run_check_dataset(*check_options, out); };
     });
 
     auto prompt_options = std::make_shared<PromptOptions>();

@@ -38,12 +38,34 @@ struct ScoreOptions {
   std::filesystem::path predictions;             // a per-sample log (ours or lmms-eval's)
   bool aggregate = false;                        // --input: also print the aggregates
   std::string mmbench_fallback = "random-2680";  // random-2680 | wrong
+  // Set: also write lmms-eval's layouts, <output_dir>/results.json and samples_<task>.jsonl
+  // (evaluators/lmms_output.hpp), with the prompts of `family` from configs_dir.
+  std::filesystem::path output_dir;
+  std::string family = "llava";       // llava | llava_next | qwen2_5_vl
+  std::filesystem::path configs_dir;  // configs/tasks
+  std::string model_args;             // recorded as lmms-eval's config.model_args
 };
 // `mla-bench score`: with `input`, one JSON object per line holding lmms-eval's per-sample metric
 // values ({"exact_match": 1.0}, ...), then (with `aggregate`) one results line; with
 // `predictions`, one results line {"task", "samples", "results": {"<metric>,<filter>": value,
-// "<metric>_stderr,<filter>": ...}, "log_comparison"?}. Malformed lines throw "file:line: reason".
+// "<metric>_stderr,<filter>": ...}, "log_comparison"?}. With `output_dir`, also writes the
+// lmms-eval results JSON and per-sample log there (re-readable by --predictions). Malformed
+// lines throw "file:line: reason".
 int run_score(const ScoreOptions& options, std::ostream& out);
+
+struct CheckDatasetOptions {
+  std::string task;               // lmms-eval task name (aliases accepted)
+  std::filesystem::path dataset;  // the dataset dir (dataset.json, samples.jsonl, images/)
+  bool skip_bad = false;          // bad samples become failed samples instead of aborting
+  bool decode_images = false;     // decode every image (else only its header is read)
+  bool json = false;              // one JSON summary line instead of text
+};
+// `mla-bench check-dataset`: reads every sample of the dir through datasets::DatasetReader with
+// a progress reporter on stderr and prints the summary (samples read, ok, failed, and each
+// failure with file:line, sample id and reason). Without skip_bad the first bad sample throws
+// mlab::Error "samples.jsonl:N: reason"; with it, returns 0 when the dir was read to the end
+// (dir-level problems, e.g. a wrong sample count in dataset.json, still throw).
+int run_check_dataset(const CheckDatasetOptions& options, std::ostream& out);
 
 struct PromptOptions {
   std::string task;                   // lmms-eval task name (aliases accepted)
@@ -54,5 +76,19 @@ struct PromptOptions {
 // `mla-bench prompt`: each doc's rendered prompt text (lmms-eval's doc_to_text with the family's
 // model kwargs), one JSON string per line.
 int run_prompt(const PromptOptions& options, std::ostream& out);
+
+struct TokenizeOptions {
+  std::filesystem::path tokenizer;  // a tokenizer.json, or a model directory holding one
+  std::string text;                 // one input inline (with decode: a JSON array of ids)
+  std::filesystem::path input;      // JSONL: a string or {"text": s} per line (with decode: an
+                                    // id array or {"ids": [...]} per line)
+  bool decode = false;              // ids -> text instead of text -> ids
+  bool no_special = false;          // encode without the post-processor's special tokens (BOS)
+  bool skip_special = false;        // decode without special tokens
+};
+// `mla-bench tokenize`: exactly one of text / input. Encoding prints one JSON id array per
+// input; decoding prints the text (for text) or one JSON string per line (for input). Throws
+// UsageError for bad option combinations, mlab::Error ("file:line: reason") for bad input.
+int run_tokenize(const TokenizeOptions& options, std::ostream& out);
 
 }  // namespace mlab::harness

@@ -2,8 +2,12 @@
 // --input: raw {"prediction", "doc"} lines -> one line per doc with lmms-eval's per-sample metric
 // values; --predictions: a per-sample log (ours or lmms-eval's samples_<task>.jsonl) -> the
 // task's aggregates as lmms-eval's results.json names them ("<metric>,<filter>").
+#include <chrono>
 #include <cmath>
+#include <ctime>
+#include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <ostream>
 #include <set>
 #include <string>
@@ -11,6 +15,9 @@
 
 #include "core/error.hpp"
 #include "datasets/jsonl_reader.hpp"
+#include "datasets/task_config.hpp"
+#include "datasets/task_prompt.hpp"
+#include "evaluators/lmms_output.hpp"
 #include "evaluators/task_scoring.hpp"
 #include "harness/commands.hpp"
 
@@ -127,6 +134,80 @@ void compare_with_log(const json& line, const json& ours, std::int64_t& compared
   if (!same) ++differ;
 }
 
+using evaluators::OrderedJson;
+
+// The same lines JsonlReader returns (blank ones skipped), parsed keeping the key order, so the
+// docs of the per-sample log keep the dataset's field order as lmms-eval's do.
+class OrderedLines {
+ public:
+  explicit OrderedLines(const std::filesystem::path& path) : in_(path) {}
+  OrderedJson next() {
+    for (std::string line; std::getline(in_, line);) {
+      if (line.find_first_not_of(" \t\r\n") == std::string::npos) continue;
+      return OrderedJson::parse(line);
+    }
+    MLAB_FAIL("internal: ordered re-read ran past the end of the file");
+  }
+
+ private:
+  std::ifstream in_;
+};
+
+// A task config file with its key order (nlohmann::json sorts keys; lmms-eval's dicts keep the
+// yaml's order, e.g. the positions in a sample's "arguments").
+OrderedJson ordered_config(const std::filesystem::path& configs_dir, const std::string& task) {
+  const auto path = configs_dir / (task + ".json");
+  std::ifstream in(path);
+  MLAB_CHECK(in.good(), path.string(), ": cannot open");
+  return OrderedJson::parse(in);
+}
+
+// lmms-eval's _prepare_model_specific_config on the yaml's lmms_eval_specific_kwargs: the model's
+// own entry is selected (and the dict left as is), else the dict is updated in place with its
+// "default" entry, which then shows in the config dump.
+OrderedJson dumped_specific_kwargs(OrderedJson kwargs, const std::string& model_name) {
+  if (!kwargs.is_object() || kwargs.contains(model_name)) return kwargs;
+  if (kwargs.contains("default")) {
+    const OrderedJson defaults = kwargs["default"];
+    for (const auto& [k, v] : defaults.items()) kwargs[k] = v;
+  }
+  return kwargs;
+}
+
+// process_results' dict order: the order of the yaml's metric_list.
+OrderedJson ordered_metrics(const std::string& task, const json& scores) {
+  OrderedJson out = OrderedJson::object();
+  const OrderedJson metric_list = evaluators::lmms_higher_is_better(task);
+  for (const auto& [metric, _] : metric_list.items()) {
+    if (scores.contains(metric)) out[metric] = scores[metric];
+  }
+  for (const auto& [metric, value] : scores.items()) {
+    if (!out.contains(metric)) out[metric] = value;
+  }
+  return out;
+}
+
+std::string now_datetime() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y%m%d_%H%M%S", &tm);
+  return buf;
+}
+
+double perf_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+void write_text(const std::filesystem::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  MLAB_CHECK(out.good(), path.string(), ": cannot write");
+  out << text;
+  MLAB_CHECK(out.good(), path.string(), ": write failed");
+}
+
 }  // namespace
 
 int run_score(const ScoreOptions& options, std::ostream& out) {
@@ -142,6 +223,19 @@ int run_score(const ScoreOptions& options, std::ostream& out) {
                      options.mmbench_fallback + "'");
   }
   const std::string task = evaluators::canonical_task(options.task);
+  const double start_time = perf_seconds();
+  const bool write_logs = !options.output_dir.empty();
+  std::optional<datasets::TaskConfig> config;
+  std::optional<OrderedLines> ordered;
+  OrderedJson raw_config, generation;
+  std::vector<OrderedJson> sample_lines;
+  if (write_logs) {
+    config = datasets::TaskConfig::load(options.configs_dir, task);
+    config->family(options.family);  // unknown family: fail before reading anything
+    raw_config = ordered_config(options.configs_dir, task);
+    generation = raw_config.at("generation");
+    ordered.emplace(has_input ? options.input : options.predictions);
+  }
   datasets::JsonlReader reader(has_input ? options.input : options.predictions);
   std::vector<json> samples;
   std::int64_t compared = 0, differ = 0;
@@ -152,6 +246,22 @@ int run_score(const ScoreOptions& options, std::ostream& out) {
       MLAB_CHECK(line.contains("prediction"), where, ": missing field 'prediction'");
     }
     json scores = score_line(task, line, where);
+    if (write_logs) {
+      const OrderedJson ordered_line = ordered->next();
+      evaluators::LmmsSample sample;
+      sample.doc_id = static_cast<std::int64_t>(samples.size());
+      sample.doc = ordered_line.at("doc");
+      sample.generation_kwargs = generation;
+      sample.response = raw_prediction(line, where);
+      try {
+        sample.prompt = datasets::render_prompt(*config, line.at("doc"), options.family);
+        sample.filtered = evaluators::filter_prediction(task, sample.response, line.at("doc"));
+        sample.metrics = ordered_metrics(task, scores);
+        sample_lines.push_back(evaluators::lmms_sample_line(task, sample));
+      } catch (const Error& e) {
+        MLAB_FAIL(where, ": ", e.what());
+      }
+    }
     if (has_input) {
       out << scores.dump() << "\n";
     } else {
@@ -160,8 +270,51 @@ int run_score(const ScoreOptions& options, std::ostream& out) {
     samples.push_back(std::move(scores));
   }
   MLAB_CHECK(!samples.empty(), reader.path().string(), ": no samples");
-  if (has_input && !options.aggregate) return 0;
   json results = task_results(task, samples, options);
+  if (write_logs) {
+    // results.json's metric order: lmms-eval's (metric, filter) first-seen order over the docs.
+    OrderedJson metrics = OrderedJson::object();
+    const std::string filter = evaluators::filter_name(task);
+    const OrderedJson metric_list = evaluators::lmms_higher_is_better(task);
+    for (const OrderedJson& sample_line : sample_lines) {
+      for (const auto& [metric, _] : metric_list.items()) {
+        const std::string key = metric + "," + filter;
+        if (!sample_line.contains(metric) || metrics.contains(key)) continue;
+        if (!results["results"].contains(key)) continue;
+        metrics[key] = results["results"][key];
+        metrics[metric + "_stderr," + filter] = results["results"][metric + "_stderr," + filter];
+      }
+    }
+    const std::string model_name = config->family(options.family).model_name;
+    evaluators::LmmsConfigInputs inputs{
+        .dataset_path = config->dataset.hf_path,
+        .dataset_name = config->dataset.hf_config,
+        .split = config->dataset.split,
+        .generation_kwargs = generation,
+        .specific_kwargs = dumped_specific_kwargs(
+            raw_config.at("prompt").value("lmms_eval_specific_kwargs", OrderedJson()),
+            model_name)};
+    evaluators::LmmsTaskOutput task_output{
+        .task = task,
+        .metrics = metrics,
+        .config = evaluators::lmms_task_config(task, inputs),
+        .n_original = std::max<std::int64_t>(config->dataset.samples,
+                                             static_cast<std::int64_t>(samples.size())),
+        .n_effective = static_cast<std::int64_t>(samples.size()),
+        .samples = sample_lines};
+    evaluators::LmmsRunInfo run{.model = model_name,
+                                .model_args = options.model_args,
+                                .date = now_datetime(),
+                                .start_time = start_time,
+                                .end_time = perf_seconds()};
+    std::filesystem::create_directories(options.output_dir);
+    write_text(options.output_dir / "results.json",
+               evaluators::python_json_dumps(evaluators::lmms_results_json({task_output}, run), 2));
+    std::string text;
+    for (const OrderedJson& l : sample_lines) text += evaluators::python_json_dumps(l) + "\n";
+    write_text(options.output_dir / ("samples_" + task + ".jsonl"), text);
+  }
+  if (has_input && !options.aggregate) return 0;
   if (compared > 0) results["log_comparison"] = {{"compared", compared}, {"differ", differ}};
   out << results.dump() << "\n";
   return 0;

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdio>
+#include <filesystem>
 #include <string>
 
 using Catch::Matchers::Contains;
@@ -77,4 +78,23 @@ TEST_CASE("runtime failures exit 1 naming the file", "[harness][cli]") {
   const auto r = run("inspect /nonexistent/model-dir");
   CHECK(r.code == 1);
   CHECK_THAT(r.output, Contains("/nonexistent/model-dir"));
+}
+
+TEST_CASE("tokenize encodes and decodes with a real tokenizer.json", "[harness][cli]") {
+  const std::string dir =
+      (mlab::test::data_dir() / ".." / ".." / ".." / "shared" / "tokenizers" / "mistral-7b").string();
+  if (!std::filesystem::exists(dir + "/tokenizer.json")) {
+    WARN("skipped: " << dir << " not present (the shared tokenizer files are not in this clone)");
+    return;
+  }
+  // Mistral-7B: "Hello world" -> 22557 1526 after BOS 1 (issue F2's reference ids).
+  const auto encoded = run("tokenize --tokenizer " + dir + " --text 'Hello world'");
+  CHECK(encoded.code == 0);
+  CHECK(encoded.output == "[1,22557,1526]\n");
+  const auto decoded = run("tokenize --tokenizer " + dir + " --decode --skip-special --text '[1,22557,1526]'");
+  CHECK(decoded.code == 0);
+  CHECK(decoded.output == "Hello world\n");
+  const auto missing = run("tokenize --tokenizer /nonexistent/tok --text hi");
+  CHECK(missing.code == 1);
+  CHECK_THAT(missing.output, Contains("/nonexistent/tok"));
 }
