@@ -81,7 +81,11 @@ std::vector<json> replay_collapsed(const std::string& task, Disagreements& d) {
   std::vector<json> outputs;
   for (const json& line : read_jsonl(task + ".jsonl")) {
     const json got = score_or_error(task, line);
-    const auto& [key, record] = *line.at("e").items().begin();
+    const json& expected = line.at("e");
+    REQUIRE(expected.is_object());
+    REQUIRE_FALSE(expected.empty());
+    const std::string key = expected.begin().key();
+    const json record = expected.begin().value();
     bool ok = got.contains(key) && got.at(key) == record;
     if (task == "pope") {
       ok = ok && got.size() == 5;
