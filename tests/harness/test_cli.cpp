@@ -1,4 +1,5 @@
 #include "tests/support/catch_torch.hpp"
+#include "tests/support/run_binary.hpp"
 
 #include <sys/wait.h>
 
@@ -12,22 +13,13 @@ using Catch::Matchers::Contains;
 namespace {
 struct Result {
   int code = -1;
-  std::string output;  // stdout and stderr together
+  std::string output;  // stdout, then stderr
 };
 
 // Runs the built mla-bench with `args` (shell words) and captures its output and exit code.
 Result run(const std::string& args) {
-  const std::string command =
-      std::string(MLAB_BINARY_DIR) + "/mla-bench " + args + " 2>&1";
-  Result result;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::array<char, 4096> buffer{};
-  size_t n = 0;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) result.output.append(buffer.data(), n);
-  const int status = ::pclose(pipe);
-  result.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
+  const auto r = mlab::test::run_mla_bench(args);
+  return {r.code, r.out + r.err};
 }
 }  // namespace
 

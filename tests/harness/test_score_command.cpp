@@ -12,37 +12,16 @@
 #include <vector>
 
 #include "tests/support/catch_torch.hpp"
+#include "tests/support/run_binary.hpp"
 
 using Catch::Matchers::Contains;
 using nlohmann::json;
 
 namespace {
 
-struct Result {
-  int code = -1;
-  std::string out;  // stdout
-  std::string err;  // stderr
-};
+using Result = mlab::test::BinaryResult;
 
-Result run(const std::string& args) {
-  const auto dir = mlab::test::scratch_dir("score_cli");
-  const std::string err_path = (dir / "stderr.txt").string();
-  const std::string command =
-      std::string(MLAB_BINARY_DIR) + "/mla-bench " + args + " 2>" + err_path;
-  Result result;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::array<char, 65536> buffer{};
-  size_t n = 0;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) {
-    result.out.append(buffer.data(), n);
-  }
-  const int status = ::pclose(pipe);
-  result.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream err(err_path);
-  result.err.assign(std::istreambuf_iterator<char>(err), {});
-  return result;
-}
+Result run(const std::string& args) { return mlab::test::run_mla_bench(args); }
 
 std::vector<json> read_jsonl(const std::filesystem::path& path) {
   std::ifstream in(path);
