@@ -11,12 +11,7 @@ ClipImageProcessorOptions ClipImageProcessorOptions::from_preprocessor_config(
     const nlohmann::json& config) {
   ClipImageProcessorOptions o;
   detail::read_bool(config, "do_pad", o.do_pad_to_square);
-  detail::read_bool(config, "do_resize", o.do_resize);
-  detail::read_shortest_edge(config, o.shortest_edge);
-  detail::read_resample(config, o.resample);
-  detail::read_bool(config, "do_center_crop", o.do_center_crop);
-  detail::read_crop_size(config, o.crop_height, o.crop_width);
-  detail::read_normalize(config, o.normalize);
+  detail::read_resize_crop_normalize(config, o);
   return o;
 }
 

@@ -31,12 +31,7 @@ LlavaNextImageProcessorOptions LlavaNextImageProcessorOptions::from_preprocessor
       o.image_grid_pinpoints.push_back({p[0].get<int64_t>(), p[1].get<int64_t>()});
     }
   }
-  detail::read_bool(config, "do_resize", o.do_resize);
-  detail::read_shortest_edge(config, o.shortest_edge);
-  detail::read_resample(config, o.resample);
-  detail::read_bool(config, "do_center_crop", o.do_center_crop);
-  detail::read_crop_size(config, o.crop_height, o.crop_width);
-  detail::read_normalize(config, o.normalize);
+  detail::read_resize_crop_normalize(config, o);
   detail::read_bool(config, "do_pad", o.do_pad);
   return o;
 }

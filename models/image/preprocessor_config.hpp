@@ -22,4 +22,16 @@ void read_crop_size(const nlohmann::json& config, int64_t& height, int64_t& widt
 // "size": an int or {"shortest_edge": n}; other forms are rejected naming their keys.
 void read_shortest_edge(const nlohmann::json& config, int64_t& shortest_edge);
 
+// The CLIP-style keys both CLIP and LLaVA-NeXT processors take: do_resize, size, resample,
+// do_center_crop, crop_size and the normalisation keys, into the same-named option fields.
+template <class Options>
+void read_resize_crop_normalize(const nlohmann::json& config, Options& o) {
+  read_bool(config, "do_resize", o.do_resize);
+  read_shortest_edge(config, o.shortest_edge);
+  read_resample(config, o.resample);
+  read_bool(config, "do_center_crop", o.do_center_crop);
+  read_crop_size(config, o.crop_height, o.crop_width);
+  read_normalize(config, o.normalize);
+}
+
 }  // namespace mlab::image::detail
