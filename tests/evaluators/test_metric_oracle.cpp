@@ -111,6 +111,15 @@ void replay_aggregates(const std::string& task, const std::vector<json>& outputs
   d.require(task + " aggregates");
 }
 
+// Per-sample records of a collapsed fixture (>= 1,000 cases), then the aggregates over subsets.
+void replay_collapsed_with_aggregates(const std::string& task) {
+  Disagreements d;
+  const std::vector<json> outputs = replay_collapsed(task, d);
+  REQUIRE(outputs.size() >= 1000);
+  d.require(task);
+  replay_aggregates(task, outputs);
+}
+
 }  // namespace
 
 TEST_CASE("DocVQA ANLS agrees with lmms-eval on every oracle case", "[evaluators]") {
@@ -126,11 +135,7 @@ TEST_CASE("GQA exact match agrees with lmms-eval on every oracle case", "[evalua
 }
 
 TEST_CASE("POPE per-sample records and pooled aggregates agree with lmms-eval", "[evaluators]") {
-  Disagreements d;
-  const std::vector<json> outputs = replay_collapsed("pope", d);
-  REQUIRE(outputs.size() >= 1000);
-  d.require("pope");
-  replay_aggregates("pope", outputs);
+  replay_collapsed_with_aggregates("pope");
 }
 
 TEST_CASE("AI2D flexible-extract + exact match agrees with lmms-eval", "[evaluators]") {
@@ -142,11 +147,7 @@ TEST_CASE("RealWorldQA flexible-extract + exact match agrees with lmms-eval", "[
 }
 
 TEST_CASE("SEED-Bench records and aggregates agree with lmms-eval", "[evaluators]") {
-  Disagreements d;
-  const std::vector<json> outputs = replay_collapsed("seedbench", d);
-  REQUIRE(outputs.size() >= 1000);
-  d.require("seedbench");
-  replay_aggregates("seedbench", outputs);
+  replay_collapsed_with_aggregates("seedbench");
 }
 
 TEST_CASE("MMBench circular evaluation with the seeded fallback agrees with lmms-eval",
