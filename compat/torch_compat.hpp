@@ -80,4 +80,16 @@ inline at::Tensor sdpa(const at::Tensor& q, const at::Tensor& k, const at::Tenso
   return at::scaled_dot_product_attention(q, k, v, mask, /*dropout_p=*/0.0, is_causal, scale);
 }
 
+// sdpa() for grouped-query attention: k/v may have H_kv heads with H % H_kv == 0 (q's heads
+// h * n_rep ... share KV head h, as repeat_kv does). A mask with H heads or 1 broadcasts.
+inline at::Tensor sdpa_gqa(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                           const optional<at::Tensor>& mask, bool is_causal, double scale) {
+  const bool gqa = q.size(-3) != k.size(-3);
+  if (is_causal && q.size(-2) != k.size(-2)) {
+    return at::scaled_dot_product_attention(q, k, v, causal_mask(q.size(-2), k.size(-2), q.options()),
+                                            0.0, false, scale, gqa);
+  }
+  return at::scaled_dot_product_attention(q, k, v, mask, 0.0, is_causal, scale, gqa);
+}
+
 }  // namespace mlab::compat

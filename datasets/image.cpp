@@ -60,4 +60,20 @@ Image decode_image(const std::filesystem::path& path) {
   return image;
 }
 
+RgbaImage decode_image_rgba(const std::filesystem::path& path) {
+  check_file(path);
+  RgbaImage image;
+  int channels = 0;
+  std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
+      stbi_load(path.c_str(), &image.width, &image.height, &channels, 4), stbi_image_free);
+  if (!pixels) {
+    MLAB_FAIL("image ", path.string(), ": corrupt or unsupported image (", stbi_failure_reason(),
+              ")");
+  }
+  image.has_alpha = channels == 2 || channels == 4;
+  const std::size_t bytes = static_cast<std::size_t>(image.width) * image.height * 4;
+  image.rgba.assign(pixels.get(), pixels.get() + bytes);
+  return image;
+}
+
 }  // namespace mlab::datasets

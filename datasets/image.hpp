@@ -30,4 +30,16 @@ ImageInfo read_image_info(const std::filesystem::path& path);
 // reason for a missing, truncated or corrupt file.
 Image decode_image(const std::filesystem::path& path);
 
+// RGBA pixels: what Pillow's convert("RGBA") yields (alpha 255 where the file has none).
+struct RgbaImage {
+  int width = 0;
+  int height = 0;
+  bool has_alpha = false;      // the file has an alpha channel (grey+alpha, RGBA, tRNS palette)
+  std::vector<std::uint8_t> rgba;  // u8 [height, width, 4], row-major
+};
+
+// Decodes the image at `path` keeping its alpha channel, for consumers that composite it
+// (transformers' processors put RGBA images on white). Errors as decode_image.
+RgbaImage decode_image_rgba(const std::filesystem::path& path);
+
 }  // namespace mlab::datasets

@@ -151,11 +151,37 @@ struct Cli {
       action = [&out, tokenize_options] { return run_tokenize(*tokenize_options, out); };
     });
 
-    auto* generate = planned_command("generate", "Answer a prompt about an image", "F3");
-    generate->add_option("--model", s1, "Model directory")->required();
-    generate->add_option("--image", s2, "Image file");
-    generate->add_option("--prompt", s3, "Prompt text");
-    generate->add_option("--dump", s4, "Write inputs, features and logits to a .safetensors file");
+    auto gen = std::make_shared<GenerateOptions>();
+    auto* generate = app.add_subcommand("generate", "Answer a prompt about images with a VLM (greedy)");
+    generate->add_option("--model", gen->model, "Model directory (config.json, *.safetensors, ...)")
+        ->required();
+    generate->add_option("--image", gen->images, "Image file (repeat for several)");
+    generate->add_option("--prompt", gen->prompt, "The question")->required();
+    generate->add_option("--system", gen->system, "A system turn before the question");
+    generate->add_option("--max-new-tokens", gen->max_new_tokens, "Tokens to generate at most")
+        ->capture_default_str();
+    generate->add_option("--stop", gen->stop, "Stop string (repeatable); the answer is cut there");
+    generate->add_flag("--no-eos", gen->no_eos, "Do not stop at an end-of-sequence token");
+    generate->add_option("--device", gen->device, "cpu | cuda | cuda:N")->capture_default_str();
+    generate->add_option("--dtype", gen->dtype,
+                         "auto | float32 | bfloat16 | float16 (auto: float32 on CPU, else the "
+                         "checkpoint's dtype)")
+        ->capture_default_str();
+    generate->add_option("--attention", gen->attention, "sdpa | eager")->capture_default_str();
+    generate->add_option("--pillow", gen->pillow,
+                         "Reproduce the resize of Pillow 13 | 12.2 | 12.1 (pass order)")
+        ->capture_default_str();
+    generate->add_option("--alpha", gen->alpha,
+                         "RGBA images: white (composite, transformers >= 5.2x) | drop")
+        ->capture_default_str();
+    generate->add_option("--threads", gen->threads, "Intra-op threads (0: LibTorch default)");
+    generate->add_option("--dump", gen->dump,
+                         "Also write pixel values, input ids, positions, image features, prefill "
+                         "logits (f32) and generated ids to this .safetensors file");
+    generate->add_flag("--json", gen->json, "Print one JSON line (text, tokens, timings)");
+    generate->callback([this, gen, &out] {
+      action = [gen, &out] { return run_generate(*gen, out); };
+    });
 
     auto score_options = std::make_shared<ScoreOptions>();
     auto* score = app.add_subcommand("score", "Score predictions as lmms-eval does");

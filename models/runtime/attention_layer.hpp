@@ -1,0 +1,28 @@
+#pragma once
+// AttentionLayer: the attention of one decoder layer, the unit a KV method swaps (DESIGN.md §3:
+// MHA2MLA replaces GQA attention by latent attention; pruning and quantization keep the layer and
+// change its cache).
+#include <ATen/core/Tensor.h>
+
+#include <memory>
+
+#include "models/runtime/kv_cache.hpp"
+#include "models/runtime/rotary_embedding.hpp"
+
+namespace mlab::models {
+
+class AttentionLayer {
+ public:
+  virtual ~AttentionLayer() = default;
+
+  // x: any [B, L, E] (the normalised hidden states of L new tokens); rope: cos/sin of their
+  // positions; valid: bool [B, L] or undefined (= every token valid); cache: this layer's cache,
+  // which receives the new tokens. Returns any [B, L, E] (after the output projection).
+  virtual at::Tensor forward(const at::Tensor& x, const RopeTables& rope, const at::Tensor& valid,
+                             KvCache& cache) const = 0;
+
+  // A fresh cache of the kind this layer needs, with room for `reserve_tokens`.
+  virtual std::unique_ptr<KvCache> make_cache(AttentionImpl impl, int64_t reserve_tokens) const = 0;
+};
+
+}  // namespace mlab::models

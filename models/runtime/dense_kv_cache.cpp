@@ -1,0 +1,143 @@
+#include "models/runtime/dense_kv_cache.hpp"
+
+#include <ATen/ATen.h>
+
+#include "compat/torch_compat.hpp"
+#include "core/error.hpp"
+
+namespace mlab::models {
+
+AttentionImpl parse_attention_impl(std::string_view name) {
+  if (name == "sdpa") return AttentionImpl::kSdpa;
+  if (name == "eager") return AttentionImpl::kEager;
+  MLAB_FAIL("unknown attention implementation '", name, "' (expected sdpa or eager)");
+}
+
+std::string_view attention_impl_name(AttentionImpl impl) {
+  return impl == AttentionImpl::kSdpa ? "sdpa" : "eager";
+}
+
+DenseKvCache::DenseKvCache(AttentionImpl impl, int64_t reserve_tokens)
+    : impl_(impl), reserve_tokens_(reserve_tokens) {}
+
+void DenseKvCache::grow(int64_t needed) {
+  const int64_t capacity = k_.defined() ? k_.size(2) : 0;
+  if (needed <= capacity) return;
+  const int64_t new_capacity = std::max({needed, 2 * capacity, reserve_tokens_});
+  auto grown = [&](const at::Tensor& old, at::IntArrayRef shape, const at::TensorOptions& o) {
+    at::Tensor t = at::empty(shape, o);
+    if (old.defined() && size_ > 0) t.narrow(2, 0, size_).copy_(old.narrow(2, 0, size_));
+    return t;
+  };
+  const auto kshape = k_.sizes().vec();
+  std::vector<int64_t> shape = kshape;
+  shape[2] = new_capacity;
+  std::vector<int64_t> vshape = v_.sizes().vec();
+  vshape[2] = new_capacity;
+  std::vector<int64_t> mshape = valid_.sizes().vec();
+  mshape[2] = new_capacity;
+  k_ = grown(k_, shape, k_.options());
+  v_ = grown(v_, vshape, v_.options());
+  valid_ = grown(valid_, mshape, valid_.options());
+}
+
+void DenseKvCache::append(const at::Tensor& k, const at::Tensor& v, const at::Tensor& valid) {
+  TORCH_CHECK(k.dim() == 4 && v.dim() == 4 && k.sizes().slice(0, 3) == v.sizes().slice(0, 3),
+              "DenseKvCache::append: k ", k.sizes(), " and v ", v.sizes(),
+              " must be [B, H_kv, L, D]");
+  const int64_t L = k.size(2);
+  if (!k_.defined()) {
+    const int64_t cap = std::max(L, reserve_tokens_);
+    k_ = at::empty({k.size(0), k.size(1), cap, k.size(3)}, k.options());
+    v_ = at::empty({v.size(0), v.size(1), cap, v.size(3)}, v.options());
+    valid_ = at::empty({k.size(0), 1, cap}, k.options().dtype(at::kBool));
+  } else {
+    TORCH_CHECK(k.size(0) == k_.size(0) && k.size(1) == k_.size(1) && k.size(3) == k_.size(3) &&
+                    v.size(3) == v_.size(3),
+                "DenseKvCache::append: k ", k.sizes(), " does not match the cache [",
+                k_.size(0), ", ", k_.size(1), ", S, ", k_.size(3), "]");
+    grow(size_ + L);
+  }
+  k_.narrow(2, size_, L).copy_(k);
+  v_.narrow(2, size_, L).copy_(v);
+  auto valid_slot = valid_.narrow(2, size_, L);
+  if (valid.defined()) {
+    TORCH_CHECK(valid.dim() == 2 && valid.size(0) == k.size(0) && valid.size(1) == L,
+                "DenseKvCache::append: valid ", valid.sizes(), " must be [B, L] = [", k.size(0),
+                ", ", L, "]");
+    valid_slot.copy_(valid.unsqueeze(1));
+    if (all_valid_ && !valid.all().item<bool>()) all_valid_ = false;
+  } else {
+    valid_slot.fill_(true);
+  }
+  size_ += L;
+}
+
+at::Tensor DenseKvCache::keys() const { return k_.narrow(2, 0, size_); }
+at::Tensor DenseKvCache::values() const { return v_.narrow(2, 0, size_); }
+at::Tensor DenseKvCache::valid() const { return valid_.narrow(2, 0, size_); }
+
+// bool [B, 1 | H, L, S]: valid keys up to the query's own position; the query itself always.
+at::Tensor DenseKvCache::mask_for(int64_t L, int64_t n_rep) const {
+  const int64_t S = size_;
+  auto opts = valid_.options();
+  at::Tensor causal = compat::causal_mask(L, S, opts);
+  at::Tensor self = at::cat({at::zeros({L, S - L}, opts), at::eye(L, opts)}, 1);
+  at::Tensor mask = valid().unsqueeze(2).logical_and(causal).logical_or(self);
+  if (mask.size(1) > 1 && n_rep > 1) mask = mask.repeat_interleave(n_rep, 1);
+  return mask;
+}
+
+at::Tensor DenseKvCache::attend(const at::Tensor& q, double scale) {
+  TORCH_CHECK(k_.defined() && q.dim() == 4 && q.size(0) == k_.size(0) &&
+                  q.size(1) % k_.size(1) == 0 && q.size(3) == k_.size(3) && q.size(2) <= size_,
+              "DenseKvCache::attend: q ", q.sizes(), " does not fit the cache (B ",
+              k_.defined() ? k_.size(0) : -1, ", H_kv ", k_.defined() ? k_.size(1) : -1, ", S ",
+              size_, ")");
+  const int64_t L = q.size(2);
+  const int64_t n_rep = q.size(1) / k_.size(1);
+  at::Tensor k = keys();
+  at::Tensor v = values();
+  std::optional<at::Tensor> mask;
+  bool is_causal = false;
+  if (!all_valid_) {
+    mask = mask_for(L, n_rep);
+  } else if (L > 1) {
+    is_causal = true;  // no padding: plain causal, bottom-right aligned (compat)
+  }
+  if (impl_ == AttentionImpl::kEager) {
+    if (n_rep > 1) {
+      k = k.repeat_interleave(n_rep, 1);
+      v = v.repeat_interleave(n_rep, 1);
+    }
+    return std::get<0>(compat::attention_with_weights(q, k, v, mask, is_causal, scale));
+  }
+  return compat::sdpa_gqa(q, k, v, mask, is_causal, scale);
+}
+
+void DenseKvCache::keep(const at::Tensor& indices) {
+  TORCH_CHECK(k_.defined() && indices.dim() == 3 && indices.size(0) == k_.size(0) &&
+                  indices.size(1) == k_.size(1),
+              "DenseKvCache::keep: indices ", indices.sizes(), " must be [B, H_kv, S']");
+  const auto idx = indices.to(k_.device(), at::kLong);
+  const auto idx4 = idx.unsqueeze(-1);
+  k_ = keys().gather(2, idx4.expand({-1, -1, -1, k_.size(3)})).contiguous();
+  v_ = values().gather(2, idx4.expand({-1, -1, -1, v_.size(3)})).contiguous();
+  valid_ = valid().expand({-1, k_.size(1), -1}).gather(2, idx).contiguous();
+  size_ = idx.size(2);
+  all_valid_ = false;
+}
+
+int64_t DenseKvCache::bytes() const {
+  if (!k_.defined()) return 0;
+  const int64_t per_token = k_.size(0) * k_.size(1) * k_.size(3) * k_.element_size() +
+                            v_.size(0) * v_.size(1) * v_.size(3) * v_.element_size();
+  return per_token * size_;
+}
+
+int64_t DenseKvCache::reserved_bytes() const {
+  if (!k_.defined()) return 0;
+  return static_cast<int64_t>(k_.nbytes() + v_.nbytes() + valid_.nbytes());
+}
+
+}  // namespace mlab::models

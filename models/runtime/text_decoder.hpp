@@ -1,0 +1,62 @@
+#pragma once
+// TextDecoder: the Llama (LLaVA-1.5 Vicuna, LLaVA-NeXT Llama-3) and Qwen2 (Qwen2.5-VL) decoder
+// stacks (specs/models.md §3): embeddings, pre-norm blocks of attention + SwiGLU MLP with
+// RMSNorm, final norm, LM head.
+#include <ATen/core/Tensor.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "models/config/model_config.hpp"
+#include "models/nn/weights.hpp"
+#include "models/runtime/attention_layer.hpp"
+#include "models/runtime/kv_cache.hpp"
+
+namespace mlab::models {
+
+struct DecoderLayer {
+  at::Tensor input_norm;                      // any [E]
+  at::Tensor post_attention_norm;             // any [E]
+  std::unique_ptr<AttentionLayer> attention;  // GqaAttention unless a method swapped it
+  at::Tensor gate, up, down;                  // any [I, E], [I, E], [E, I]
+  std::optional<at::Tensor> gate_bias, up_bias, down_bias;  // mlp_bias only
+};
+
+// One cache per layer, in layer order.
+using KvCaches = std::vector<std::unique_ptr<KvCache>>;
+
+class TextDecoder {
+ public:
+  // Loads the decoder of `config`: LLaVA families under "language_model.model." with the head
+  // "language_model.lm_head.weight", Qwen2.5-VL under "model." with "lm_head.weight" (a tied
+  // head reuses the embeddings).
+  static TextDecoder load(Weights& weights, const ModelConfig& config);
+
+  // ids: i64 [B, L] -> any [B, L, E]. Throws mlab::Error for an id outside the embedding.
+  at::Tensor embed(const at::Tensor& ids) const;
+
+  // h: any [B, L, E] (embeddings of L new tokens); rope: their cos/sin; valid: bool [B, L] or
+  // undefined; caches: one per layer (make_caches). Returns the final-normed hidden states
+  // any [B, L, E].
+  at::Tensor forward(at::Tensor h, const RopeTables& rope, const at::Tensor& valid,
+                     KvCaches& caches) const;
+
+  // hidden: any [..., E] -> logits f32 [..., V] (the head runs in the weights' dtype).
+  at::Tensor logits(const at::Tensor& hidden) const;
+
+  KvCaches make_caches(AttentionImpl impl, int64_t reserve_tokens) const;
+
+  const TextConfig& config() const { return config_; }
+  std::vector<DecoderLayer>& layers() { return layers_; }
+  const std::vector<DecoderLayer>& layers() const { return layers_; }
+
+ private:
+  TextConfig config_;
+  at::Tensor embed_tokens_;  // any [V, E]
+  std::vector<DecoderLayer> layers_;
+  at::Tensor norm_;     // any [E]
+  at::Tensor lm_head_;  // any [V, E]
+};
+
+}  // namespace mlab::models
