@@ -4,6 +4,9 @@
 // version-specific call goes through here so a later LibTorch is a one-file change.
 #include <ATen/ATen.h>
 #include <torch/version.h>
+#if MLAB_WITH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
 
 #include <limits>
 #include <optional>
@@ -90,6 +93,26 @@ inline at::Tensor sdpa_gqa(const at::Tensor& q, const at::Tensor& k, const at::T
                                             0.0, false, scale, gqa);
   }
   return at::scaled_dot_product_attention(q, k, v, mask, 0.0, is_causal, scale, gqa);
+}
+
+// Peak bytes allocated by the CUDA caching allocator on `device` since the last reset (what
+// torch.cuda.max_memory_allocated reports); -1 without CUDA.
+inline int64_t cuda_peak_allocated_bytes(int device) {
+#if MLAB_WITH_CUDA
+  const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device);
+  return stats.allocated_bytes[static_cast<std::size_t>(c10::CachingAllocator::StatType::AGGREGATE)].peak;
+#else
+  (void)device;
+  return -1;
+#endif
+}
+
+inline void cuda_reset_peak_bytes(int device) {
+#if MLAB_WITH_CUDA
+  c10::cuda::CUDACachingAllocator::resetPeakStats(device);
+#else
+  (void)device;
+#endif
 }
 
 }  // namespace mlab::compat

@@ -156,7 +156,10 @@ struct Cli {
     generate->add_option("--model", gen->model, "Model directory (config.json, *.safetensors, ...)")
         ->required();
     generate->add_option("--image", gen->images, "Image file (repeat for several)");
-    generate->add_option("--prompt", gen->prompt, "The question")->required();
+    generate->add_option("--prompt", gen->prompt, "The question (not with --inputs)");
+    generate->add_option("--inputs", gen->inputs,
+                         "Replay model inputs (input_ids, attention_mask, pixel_values, "
+                         "image_sizes | image_grid_thw) from a .safetensors file");
     generate->add_option("--system", gen->system, "A system turn before the question");
     generate->add_option("--max-new-tokens", gen->max_new_tokens, "Tokens to generate at most")
         ->capture_default_str();
@@ -178,6 +181,10 @@ struct Cli {
     generate->add_option("--dump", gen->dump,
                          "Also write pixel values, input ids, positions, image features, prefill "
                          "logits (f32) and generated ids to this .safetensors file");
+    generate->add_option("--dump-inputs", gen->dump_inputs,
+                         "Write only the model inputs to this .safetensors file (for --inputs)");
+    generate->add_option("--warmup", gen->warmup, "Untimed generate runs before the measured one")
+        ->capture_default_str();
     generate->add_flag("--json", gen->json, "Print one JSON line (text, tokens, timings)");
     generate->callback([this, gen, &out] {
       action = [gen, &out] { return run_generate(*gen, out); };

@@ -106,7 +106,10 @@ struct GenerateOptions {
   std::string pillow = "13";                 // Pillow version whose resize pass order to follow
   std::string alpha = "white";               // RGBA images: composite on white | drop alpha
   int threads = 0;
+  std::filesystem::path inputs;              // replay model inputs from .safetensors instead
   std::filesystem::path dump;                // write inputs, features, logits (.safetensors)
+  std::filesystem::path dump_inputs;         // write only the model inputs (.safetensors)
+  int warmup = 0;                            // untimed generate runs before the measured one
   bool json = false;                         // one JSON line with text, tokens and timings
 };
 // `mla-bench generate`: greedy answer of a VLM to one prompt; prints it (or JSON).
