@@ -15,7 +15,10 @@
 #include "harness/commands.hpp"
 #include "kernels/rms_norm.hpp"
 #include "models/config/model_config.hpp"
+#include "datasets/image.hpp"
+#include "models/image/rgb8_image.hpp"
 #include "models/io/checkpoint.hpp"
+#include "models/runtime/vlm.hpp"
 
 namespace mlab::harness {
 namespace {
@@ -40,7 +43,7 @@ void check_configs(const std::filesystem::path& dir, std::ostream& out) {
   }
   std::sort(files.begin(), files.end());
   MLAB_CHECK(!files.empty(), dir.string(), ": no *.json model configs");
-  out << "[1/3] model configs (" << dir.string() << ")\n";
+  out << "[1/4] model configs (" << dir.string() << ")\n";
   out << "  model                            family       layers  heads/kv  head_dim  dense KV bf16\n";
   for (const auto& file : files) {
     const auto config = models::load_model_config(file);
@@ -60,7 +63,7 @@ void check_configs(const std::filesystem::path& dir, std::ostream& out) {
 
 // Step 2: write a sharded checkpoint of mixed dtypes with our writer, read it back, compare.
 void checkpoint_round_trip(const std::filesystem::path& dir, std::ostream& out) {
-  out << "[2/3] checkpoint round trip (" << dir.string() << ")\n";
+  out << "[2/4] checkpoint round trip (" << dir.string() << ")\n";
   std::vector<std::pair<std::string, at::Tensor>> tensors;
   const int64_t layers = 4, hidden = 256;
   for (int64_t i = 0; i < layers; ++i) {
@@ -103,12 +106,39 @@ void checkpoint_round_trip(const std::filesystem::path& dir, std::ostream& out) 
       << fixed(mb / std::max(read_s, 1e-9), 0) << " MB/s\n";
 }
 
+// Step 4: the VLM runtime on the tiny random-weight fixtures of the three families (the shipped
+// models of DESIGN.md §6 arrive with training): one image, one question, greedy.
+void vlm_check(const std::filesystem::path& tiny_dir, const std::string& device_name,
+               std::ostream& out) {
+  out << "[4/4] VLM runtime (" << tiny_dir.string() << ", random weights) on " << device_name << "\n";
+  const auto image_path = tiny_dir.parent_path() / "images" / "reference" / "large.input.png";
+  const datasets::Image decoded = datasets::decode_image(image_path);
+  const auto image = image::make_rgb8_image(decoded.width, decoded.height, decoded.rgb);
+  for (const std::string family : {"llava", "llava_next", "qwen2_5_vl"}) {
+    models::VlmOptions o;
+    o.device = c10::Device(device_name);
+    o.dtype = c10::kFloat;
+    const models::Vlm vlm = models::Vlm::load(tiny_dir / family, o);
+    const auto request = models::VlmRequest::single("What is in the image?", {image});
+    const auto inputs = vlm.prepare(std::span(&request, 1));
+    models::GenerateOptions go;
+    go.max_new_tokens = 16;
+    go.stop_at_eos = false;
+    const auto r = vlm.generate(inputs, go);
+    out << "  " << family << ": " << inputs.input_ids.size(1) << " prompt tokens ("
+        << inputs.input_ids.eq(vlm.config().image_token_id).sum().item<int64_t>()
+        << " image), prefill " << fixed(r.prefill_seconds * 1e3, 1) << " ms, decode "
+        << fixed(r.decode_steps / std::max(r.decode_seconds, 1e-9), 0) << " tok/s, KV "
+        << r.kv_bytes << " B\n";
+  }
+}
+
 // Step 3: the RMSNorm kernel (CUDA when available) against its ATen reference.
 void kernel_check(const std::string& device_name, std::ostream& out) {
   const at::Device device(device_name);
   MLAB_CHECK(!device.is_cuda() || at::hasCUDA(), "--device cuda: no CUDA device is available");
   const bool kernel = device.is_cuda() && kernels::built_with_cuda();
-  out << "[3/3] RMSNorm on " << device << (kernel ? " (CUDA kernel)" : " (ATen reference)") << "\n";
+  out << "[3/4] RMSNorm on " << device << (kernel ? " (CUDA kernel)" : " (ATen reference)") << "\n";
   const auto x = at::randn({64, 4096}, at::device(device));
   const auto w = at::randn({4096}, at::device(device));
   const auto got = kernels::rms_norm(x, w, 1e-6);
@@ -129,8 +159,9 @@ int run_quickstart(const QuickstartOptions& options, std::ostream& out) {
   check_configs(options.configs_dir, out);
   checkpoint_round_trip(options.work_dir / "roundtrip-checkpoint", out);
   kernel_check(options.device, out);
+  vlm_check(std::filesystem::path(MLAB_SOURCE_DIR) / "tests" / "data" / "tiny_vlms", options.device, out);
   out << "quickstart: OK in " << fixed(seconds_since(start), 2) << " s (more steps arrive with "
-      << "the tokenizer, runtime, MHA2MLA and evaluation issues; see `mla-bench list methods`)\n";
+      << "the MHA2MLA, evaluation and training issues; see `mla-bench list methods`)\n";
   return 0;
 }
 
