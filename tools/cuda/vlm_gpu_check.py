@@ -714,6 +714,7 @@ def cmd_hf_bench(argv):
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--dtype", default="bfloat16")
     ap.add_argument("--max-new-tokens", type=int, default=128)
+    ap.add_argument("--prefill-repeats", type=int, default=3)
     ap.add_argument("--result", required=True)
     a = ap.parse_args(argv)
     import torch
@@ -740,18 +741,32 @@ def cmd_hf_bench(argv):
     res["warmup_seconds"] = time.time() - t0
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    # prefill: one forward with a cache, last position's logits only
-    with torch.no_grad():
-        sync(a.device)
-        t0 = time.time()
-        out, used = call_dropping(lambda **kw: model(**kw), dict(inp, use_cache=True, logits_to_keep=1),
-                                  res["notes"], "prefill forward")
-        sync(a.device)
-        res["prefill_seconds"] = time.time() - t0
+    # prefill: one forward with a cache, last position's logits only (timed --prefill-repeats times: median)
+    times = []
+    for _ in range(max(1, a.prefill_repeats)):
+        with torch.no_grad():
+            sync(a.device)
+            t0 = time.time()
+            out, used = call_dropping(lambda **kw: model(**kw), dict(inp, use_cache=True, logits_to_keep=1),
+                                      res["notes"], "prefill forward")
+            sync(a.device)
+            times.append(time.time() - t0)
+        del out
+    res["prefill_seconds_all"] = times
+    res["prefill_seconds"] = sorted(times)[len(times) // 2]
     res["prefill_logits_to_keep"] = "logits_to_keep" in used
-    del out
     if cuda:
         res["prefill_peak_memory_bytes"] = torch.cuda.max_memory_allocated()
+    # generate(max_new_tokens=1): the prefill as generate runs it (its overhead included)
+    g1 = []
+    for _ in range(max(1, a.prefill_repeats)):
+        sync(a.device)
+        t0 = time.time()
+        hf_generate(model, inp, 1, res["notes"], "generate 1 token", min_new=1)
+        sync(a.device)
+        g1.append(time.time() - t0)
+    res["generate1_seconds_all"] = g1
+    res["generate1_seconds"] = sorted(g1)[len(g1) // 2]
     sync(a.device)
     t0 = time.time()
     new = hf_generate(model, inp, n, res["notes"], "timed generate", min_new=n)
@@ -762,9 +777,13 @@ def cmd_hf_bench(argv):
     res["tokens"] = new[0].tolist()
     steps = new.shape[1] - 1
     res["decode_steps"] = int(steps)
+    # as asked: decode = generate total - one timed prefill forward
     res["decode_seconds"] = total - res["prefill_seconds"]
     res["prefill_tokens_per_second"] = B * L / res["prefill_seconds"]
     res["decode_tokens_per_second"] = (B * steps / res["decode_seconds"]) if res["decode_seconds"] > 0 else None
+    # cross-check, less sensitive to the prefill's noise: generate(N) - generate(1)
+    d2 = total - res["generate1_seconds"]
+    res["decode_tokens_per_second_gen_diff"] = (B * steps / d2) if d2 > 0 and steps > 0 else None
     res["generate_tokens_per_second"] = B * new.shape[1] / total
     if cuda:
         res["peak_memory_bytes"] = torch.cuda.max_memory_allocated()
@@ -806,6 +825,8 @@ def run_bench(args, ours, results, flush):
             run_sub(["_build", "--dir", d, "--device", args.build_device or args.device, "--dtype", "bfloat16",
                      "--result", build_json], args.timeout, "build checkpoint")
             entry["build"] = json.loads(build_json.read_text())
+            # save_pretrained wrote transformers' generation_config.json; the hub checkpoint's ids instead
+            write_json(d / "generation_config.json", dict(BENCH_MODELS[name]["generation"]))
             entry["notes"] += entry["build"].get("notes", [])
             log(f"  checkpoint: {entry['build']['parameters'] / 1e9:.2f}B parameters, "
                 f"{entry['build']['checkpoint_bytes'] / 2**30:.2f} GiB, init {entry['build']['init_seconds']:.1f}s, "
@@ -860,7 +881,8 @@ def run_bench(args, ours, results, flush):
                     if rj.exists():
                         rj.unlink()
                     run_sub(["_hf_bench", "--dir", d, "--inputs", inputs, "--attn", attn, "--device", args.device,
-                             "--dtype", args.dtype, "--max-new-tokens", args.max_new_tokens, "--result", rj],
+                             "--dtype", args.dtype, "--max-new-tokens", args.max_new_tokens,
+                             "--prefill-repeats", args.prefill_repeats, "--result", rj],
                             args.timeout, f"transformers {attn}")
                     r = json.loads(rj.read_text())
                     entry["hf"][attn] = r
@@ -905,7 +927,8 @@ def bench_markdown(b):
     out = [f"## (B) Speed and memory on random weights — {b['dtype']} on {b['device']}, "
            f"{b['max_new_tokens']} new tokens, image {BENCH_IMAGE}", "",
            "prefill = vision + prompt forward (synchronised); decode tok/s = batch x decode steps / decode "
-           "seconds (HF: generate total minus one timed prefill, steps = new tokens - 1); peak = CUDA "
+           "seconds (HF: generate total minus the timed prefill forward (median of --prefill-repeats), steps = new "
+           "tokens - 1; the extra column: generate(N) minus generate(1)); peak = CUDA "
            "caching-allocator peak (HF: torch.cuda.max_memory_allocated after a warm-up generate).", ""]
     for e in b["models"]:
         out += [f"### {e['model']}", ""]
@@ -919,13 +942,15 @@ def bench_markdown(b):
         rows += [(f"HF {k}", v) for k, v in e.get("hf", {}).items()]
         if rows:
             out += ["| run | prompt len | image tokens | prefill s | prefill tok/s | decode tok/s | decode steps "
-                    "| peak GiB |", "|---|---|---|---|---|---|---|---|"]
+                    "| decode tok/s (HF: gen N - gen 1) | peak GiB |", "|---|---|---|---|---|---|---|---|---|"]
             for label, r in rows:
                 out.append(f"| {label} | {r.get('prompt_length', '-')} | {r.get('image_tokens', '-')} | "
                            f"{fmt_num(r.get('prefill_seconds'), '{:.4f}')} | "
                            f"{fmt_num(r.get('prefill_tokens_per_second'), '{:.0f}')} | "
                            f"{fmt_num(r.get('decode_tokens_per_second'), '{:.1f}')} | "
-                           f"{r.get('decode_steps', '-')} | {fmt_gib(r.get('peak_memory_bytes'))} |")
+                           f"{r.get('decode_steps', '-')} | "
+                           f"{fmt_num(r.get('decode_tokens_per_second_gen_diff'), '{:.1f}')} | "
+                           f"{fmt_gib(r.get('peak_memory_bytes'))} |")
             o = e.get("ours", {}).get("sdpa")
             if o:
                 out.append("")
@@ -940,7 +965,7 @@ def bench_markdown(b):
                                f"x{fmt_num(dc, '{:.2f}')}; memory HF / ours x{fmt_num(mem, '{:.2f}')}")
                 for attn, t in e.get("tokens_vs_hf", {}).items():
                     out.append(f"* greedy tokens ours vs HF {attn}: {t['min_leading_equal']}/{t['n']} leading equal "
-                               "(random weights, bf16: informative only)")
+                               "(random weights: informative only)")
         for n in e.get("notes", []):
             out.append(f"* note: {n}")
         for er in e.get("errors", []):
@@ -974,6 +999,8 @@ def main():
     ap.add_argument("--max-new-tokens", type=int, default=128, help="(B)")
     ap.add_argument("--warmup", type=int, default=1, help="(B) untimed generate runs of ours first")
     ap.add_argument("--with-eager", action="store_true", help="(B) also run ours with --attention eager")
+    ap.add_argument("--prefill-repeats", type=int, default=3,
+                    help="(B) transformers: timed prefill forwards (the median is reported)")
     ap.add_argument("--families", nargs="+", default=FAMILIES, choices=FAMILIES)
     ap.add_argument("--cases", nargs="+", default=CASES)
     ap.add_argument("--layers", type=int, help="(B, smoke) override num_hidden_layers of the text model")
