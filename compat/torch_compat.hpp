@@ -13,12 +13,12 @@
 #include <tuple>
 
 #define MLAB_TORCH_VERSION (TORCH_VERSION_MAJOR * 100 + TORCH_VERSION_MINOR)  // 211 for 2.11
-#define MLAB_TORCH_AT_LEAST(major, minor) (MLAB_TORCH_VERSION >= ((major) * 100 + (minor)))
+#define MLAB_TORCH_AT_LEAST(major, minor) (MLAB_TORCH_VERSION >= ((major)*100 + (minor)))
 
 static_assert(MLAB_TORCH_AT_LEAST(2, 2), "mlab needs LibTorch >= 2.2 (pip torch==2.11.0 is used)");
 
-#define MLAB_HAS_FLOAT8 MLAB_TORCH_AT_LEAST(2, 1)     // at::kFloat8_e4m3fn / at::kFloat8_e5m2
-#define MLAB_HAS_UNSIGNED MLAB_TORCH_AT_LEAST(2, 3)   // at::kUInt16 / kUInt32 / kUInt64
+#define MLAB_HAS_FLOAT8 MLAB_TORCH_AT_LEAST(2, 1)    // at::kFloat8_e4m3fn / at::kFloat8_e5m2
+#define MLAB_HAS_UNSIGNED MLAB_TORCH_AT_LEAST(2, 3)  // at::kUInt16 / kUInt32 / kUInt64
 
 namespace mlab::compat {
 
@@ -55,14 +55,16 @@ inline at::Tensor causal_mask(int64_t L, int64_t S, const at::TensorOptions& opt
 // returns them). q: [B, H, L, D], k/v: [B, H, S, D] (KV heads already repeated), mask: bool
 // [.., L, S] (true = attend) or additive float. Returns out: q.dtype [B, H, L, D] and
 // weights: f32 [B, H, L, S]. is_causal aligns the last query with the last key.
-inline std::tuple<at::Tensor, at::Tensor> attention_with_weights(
-    const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-    const optional<at::Tensor>& mask, bool is_causal, double scale) {
+inline std::tuple<at::Tensor, at::Tensor> attention_with_weights(const at::Tensor& q,
+                                                                 const at::Tensor& k,
+                                                                 const at::Tensor& v,
+                                                                 const optional<at::Tensor>& mask,
+                                                                 bool is_causal, double scale) {
   auto scores = at::matmul(q.to(at::kFloat), k.to(at::kFloat).transpose(-2, -1)) * scale;
   const auto neg_inf = -std::numeric_limits<float>::infinity();
   if (is_causal) {
-    scores = scores.masked_fill(causal_mask(q.size(-2), k.size(-2), q.options()).logical_not(),
-                                neg_inf);
+    scores =
+        scores.masked_fill(causal_mask(q.size(-2), k.size(-2), q.options()).logical_not(), neg_inf);
   }
   if (mask.has_value()) {
     scores = mask->scalar_type() == at::kBool ? scores.masked_fill(mask->logical_not(), neg_inf)
@@ -77,7 +79,8 @@ inline at::Tensor sdpa(const at::Tensor& q, const at::Tensor& k, const at::Tenso
                        const optional<at::Tensor>& mask, bool is_causal, double scale) {
   TORCH_CHECK(!(is_causal && mask.has_value()), "sdpa: pass a mask or is_causal, not both");
   if (is_causal && q.size(-2) != k.size(-2)) {
-    return at::scaled_dot_product_attention(q, k, v, causal_mask(q.size(-2), k.size(-2), q.options()),
+    return at::scaled_dot_product_attention(q, k, v,
+                                            causal_mask(q.size(-2), k.size(-2), q.options()),
                                             /*dropout_p=*/0.0, /*is_causal=*/false, scale);
   }
   return at::scaled_dot_product_attention(q, k, v, mask, /*dropout_p=*/0.0, is_causal, scale);
@@ -89,8 +92,8 @@ inline at::Tensor sdpa_gqa(const at::Tensor& q, const at::Tensor& k, const at::T
                            const optional<at::Tensor>& mask, bool is_causal, double scale) {
   const bool gqa = q.size(-3) != k.size(-3);
   if (is_causal && q.size(-2) != k.size(-2)) {
-    return at::scaled_dot_product_attention(q, k, v, causal_mask(q.size(-2), k.size(-2), q.options()),
-                                            0.0, false, scale, gqa);
+    return at::scaled_dot_product_attention(
+        q, k, v, causal_mask(q.size(-2), k.size(-2), q.options()), 0.0, false, scale, gqa);
   }
   return at::scaled_dot_product_attention(q, k, v, mask, 0.0, is_causal, scale, gqa);
 }
@@ -100,7 +103,8 @@ inline at::Tensor sdpa_gqa(const at::Tensor& q, const at::Tensor& k, const at::T
 inline int64_t cuda_peak_allocated_bytes(int device) {
 #if MLAB_WITH_CUDA
   const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device);
-  return stats.allocated_bytes[static_cast<std::size_t>(c10::CachingAllocator::StatType::AGGREGATE)].peak;
+  return stats.allocated_bytes[static_cast<std::size_t>(c10::CachingAllocator::StatType::AGGREGATE)]
+      .peak;
 #else
   (void)device;
   return -1;

@@ -34,7 +34,7 @@ Image decode_image(const std::filesystem::path& path);
 struct RgbaImage {
   int width = 0;
   int height = 0;
-  bool has_alpha = false;      // the file has an alpha channel (grey+alpha, RGBA, tRNS palette)
+  bool has_alpha = false;          // the file has an alpha channel (grey+alpha, RGBA, tRNS palette)
   std::vector<std::uint8_t> rgba;  // u8 [height, width, 4], row-major
 };
 

@@ -1,8 +1,8 @@
 #include "harness/cli.hpp"
 
-#include <CLI/CLI.hpp>
 #include <c10/util/Exception.h>
 
+#include <CLI/CLI.hpp>
 #include <functional>
 #include <memory>
 #include <ostream>
@@ -74,12 +74,14 @@ struct Cli {
         "quickstart", "The embedded end-to-end job on the shipped configs and tiny models (CPU)");
     quickstart.configs_dir = std::filesystem::path(MLAB_SOURCE_DIR) / "configs" / "models";
     quickstart.work_dir = "mla-bench-quickstart";
-    quick_cmd->add_option("--configs", quickstart.configs_dir, "Directory of model config.json files")
+    quick_cmd
+        ->add_option("--configs", quickstart.configs_dir, "Directory of model config.json files")
         ->capture_default_str();
     quick_cmd->add_option("--work-dir", quickstart.work_dir, "Where outputs are written")
         ->capture_default_str();
     quick_cmd->add_option("--device", quickstart.device, "cpu | cuda")->capture_default_str();
-    quick_cmd->add_option("--threads", quickstart.threads, "Intra-op threads (0: LibTorch default)");
+    quick_cmd->add_option("--threads", quickstart.threads,
+                          "Intra-op threads (0: LibTorch default)");
     quick_cmd->add_option("--seed", quickstart.seed, "Random seed")->capture_default_str();
     quick_cmd->callback(
         [this, &out] { action = [this, &out] { return run_quickstart(quickstart, out); }; });
@@ -106,7 +108,8 @@ struct Cli {
 
     auto* eval = planned_command("eval", "Evaluate methods on benchmarks into SQLite", "F5");
     eval->add_option("--model", s1, "Model directory")->required();
-    eval->add_option("--tasks", s2, "Comma-separated tasks (see: mla-bench list tasks)")->required();
+    eval->add_option("--tasks", s2, "Comma-separated tasks (see: mla-bench list tasks)")
+        ->required();
     eval->add_option("--methods", s3, "Comma-separated method specs, e.g. full,h2o:budget=0.5");
     eval->add_option("--db", s4, "Results database");
     eval->add_option("--limit", n1, "At most N samples per task");
@@ -116,7 +119,8 @@ struct Cli {
     eval->add_flag("--skip-bad", b1,
                    "Record bad dataset samples as failed samples and continue (never dropped)");
 
-    auto* report = planned_command("report", "Print the paper's Tables 1-4 from the database", "F5");
+    auto* report =
+        planned_command("report", "Print the paper's Tables 1-4 from the database", "F5");
     report->add_option("--db", s1, "Results database");
     report->add_option("--table", s2, "1|2|3|4|all");
     report->add_option("--format", s3, "md|csv|html");
@@ -152,7 +156,8 @@ struct Cli {
     });
 
     auto gen = std::make_shared<GenerateOptions>();
-    auto* generate = app.add_subcommand("generate", "Answer a prompt about images with a VLM (greedy)");
+    auto* generate =
+        app.add_subcommand("generate", "Answer a prompt about images with a VLM (greedy)");
     generate->add_option("--model", gen->model, "Model directory (config.json, *.safetensors, ...)")
         ->required();
     generate->add_option("--image", gen->images, "Image file (repeat for several)");
@@ -166,16 +171,19 @@ struct Cli {
     generate->add_option("--stop", gen->stop, "Stop string (repeatable); the answer is cut there");
     generate->add_flag("--no-eos", gen->no_eos, "Do not stop at an end-of-sequence token");
     generate->add_option("--device", gen->device, "cpu | cuda | cuda:N")->capture_default_str();
-    generate->add_option("--dtype", gen->dtype,
-                         "auto | float32 | bfloat16 | float16 (auto: float32 on CPU, else the "
-                         "checkpoint's dtype)")
+    generate
+        ->add_option("--dtype", gen->dtype,
+                     "auto | float32 | bfloat16 | float16 (auto: float32 on CPU, else the "
+                     "checkpoint's dtype)")
         ->capture_default_str();
     generate->add_option("--attention", gen->attention, "sdpa | eager")->capture_default_str();
-    generate->add_option("--pillow", gen->pillow,
-                         "Reproduce the resize of Pillow 13 | 12.2 | 12.1 (pass order)")
+    generate
+        ->add_option("--pillow", gen->pillow,
+                     "Reproduce the resize of Pillow 13 | 12.2 | 12.1 (pass order)")
         ->capture_default_str();
-    generate->add_option("--alpha", gen->alpha,
-                         "RGBA images: white (composite, transformers >= 5.2x) | drop")
+    generate
+        ->add_option("--alpha", gen->alpha,
+                     "RGBA images: white (composite, transformers >= 5.2x) | drop")
         ->capture_default_str();
     generate->add_option("--threads", gen->threads, "Intra-op threads (0: LibTorch default)");
     generate->add_option("--dump", gen->dump,
@@ -186,9 +194,8 @@ struct Cli {
     generate->add_option("--warmup", gen->warmup, "Untimed generate runs before the measured one")
         ->capture_default_str();
     generate->add_flag("--json", gen->json, "Print one JSON line (text, tokens, timings)");
-    generate->callback([this, gen, &out] {
-      action = [gen, &out] { return run_generate(*gen, out); };
-    });
+    generate->callback(
+        [this, gen, &out] { action = [gen, &out] { return run_generate(*gen, out); }; });
 
     auto score_options = std::make_shared<ScoreOptions>();
     auto* score = app.add_subcommand("score", "Score predictions as lmms-eval does");
@@ -198,14 +205,16 @@ struct Cli {
                       "Per-sample log JSONL (ours or lmms-eval's samples_<task>.jsonl)");
     score->add_option("--input", score_options->input, "Raw {prediction, doc} JSONL");
     score->add_flag("--aggregate", score_options->aggregate, "With --input: also print aggregates");
-    score->add_option("--mmbench-fallback", score_options->mmbench_fallback,
-                      "MMBench rows no rule matches: random-2680 (lmms-eval) | wrong")
+    score
+        ->add_option("--mmbench-fallback", score_options->mmbench_fallback,
+                     "MMBench rows no rule matches: random-2680 (lmms-eval) | wrong")
         ->capture_default_str();
     score_options->configs_dir = std::filesystem::path(MLAB_SOURCE_DIR) / "configs" / "tasks";
     score->add_option("--output-dir", score_options->output_dir,
                       "Also write lmms-eval's results.json and samples_<task>.jsonl here");
-    score->add_option("--family", score_options->family,
-                      "With --output-dir: prompts of llava | llava_next | qwen2_5_vl")
+    score
+        ->add_option("--family", score_options->family,
+                     "With --output-dir: prompts of llava | llava_next | qwen2_5_vl")
         ->capture_default_str();
     score->add_option("--model-args", score_options->model_args,
                       "With --output-dir: recorded as lmms-eval's model_args");
@@ -226,8 +235,9 @@ struct Cli {
         "(dataset.json, a sample count that differs from it) still exit 1.");
     check->add_option("--task", check_options->task, "Task name (see: mla-bench list tasks)")
         ->required();
-    check->add_option("--dataset", check_options->dataset,
-                      "Dataset dir (dataset.json, samples.jsonl, images/)")
+    check
+        ->add_option("--dataset", check_options->dataset,
+                     "Dataset dir (dataset.json, samples.jsonl, images/)")
         ->required();
     check->add_flag("--skip-bad", check_options->skip_bad,
                     "Record bad samples as failed samples and go on (exit 0 if read to the end)");
@@ -244,8 +254,9 @@ struct Cli {
         "prompt", "Print each doc's prompt text (lmms-eval's doc_to_text), one JSON string a line");
     prompt->add_option("--task", prompt_options->task, "Task name (see: mla-bench list tasks)")
         ->required();
-    prompt->add_option("--input", prompt_options->input,
-                       "Docs JSONL (lmms-eval records, or samples.jsonl of a dataset dir)")
+    prompt
+        ->add_option("--input", prompt_options->input,
+                     "Docs JSONL (lmms-eval records, or samples.jsonl of a dataset dir)")
         ->required();
     prompt->add_option("--family", prompt_options->family, "llava | llava_next | qwen2_5_vl")
         ->capture_default_str();
@@ -255,7 +266,8 @@ struct Cli {
       action = [prompt_options, &out] { return run_prompt(*prompt_options, out); };
     });
 
-    auto* memory = planned_command("memory", "Analytic KV-cache bytes of a method on a model", "F6");
+    auto* memory =
+        planned_command("memory", "Analytic KV-cache bytes of a method on a model", "F6");
     memory->add_option("--config", s1, "config.json")->required();
     memory->add_option("--method", s2, "Method spec, e.g. mha2mla:d_kv=64+quanto:bits=4")
         ->required();

@@ -93,24 +93,24 @@ struct TokenizeOptions {
 int run_tokenize(const TokenizeOptions& options, std::ostream& out);
 
 struct GenerateOptions {
-  std::filesystem::path model;               // Hugging Face model dir
-  std::vector<std::filesystem::path> images; // in placeholder order (before the prompt text)
-  std::string prompt;                        // the user's question
-  std::string system;                        // optional system turn
+  std::filesystem::path model;                // Hugging Face model dir
+  std::vector<std::filesystem::path> images;  // in placeholder order (before the prompt text)
+  std::string prompt;                         // the user's question
+  std::string system;                         // optional system turn
   int64_t max_new_tokens = 64;
-  std::vector<std::string> stop;             // stop strings (the answer is cut there)
-  bool no_eos = false;                       // do not stop at EOS
+  std::vector<std::string> stop;  // stop strings (the answer is cut there)
+  bool no_eos = false;            // do not stop at EOS
   std::string device = "cpu";
-  std::string dtype = "auto";                // auto (CPU: float32; else the files' dtype) | ...
-  std::string attention = "sdpa";            // sdpa | eager
-  std::string pillow = "13";                 // Pillow version whose resize pass order to follow
-  std::string alpha = "white";               // RGBA images: composite on white | drop alpha
+  std::string dtype = "auto";      // auto (CPU: float32; else the files' dtype) | ...
+  std::string attention = "sdpa";  // sdpa | eager
+  std::string pillow = "13";       // Pillow version whose resize pass order to follow
+  std::string alpha = "white";     // RGBA images: composite on white | drop alpha
   int threads = 0;
-  std::filesystem::path inputs;              // replay model inputs from .safetensors instead
-  std::filesystem::path dump;                // write inputs, features, logits (.safetensors)
-  std::filesystem::path dump_inputs;         // write only the model inputs (.safetensors)
-  int warmup = 0;                            // untimed generate runs before the measured one
-  bool json = false;                         // one JSON line with text, tokens and timings
+  std::filesystem::path inputs;       // replay model inputs from .safetensors instead
+  std::filesystem::path dump;         // write inputs, features, logits (.safetensors)
+  std::filesystem::path dump_inputs;  // write only the model inputs (.safetensors)
+  int warmup = 0;                     // untimed generate runs before the measured one
+  bool json = false;                  // one JSON line with text, tokens and timings
 };
 // `mla-bench generate`: greedy answer of a VLM to one prompt; prints it (or JSON).
 int run_generate(const GenerateOptions& options, std::ostream& out);

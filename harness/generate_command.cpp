@@ -9,12 +9,12 @@
 #include <nlohmann/json.hpp>
 #include <ostream>
 
+#include "compat/torch_compat.hpp"
 #include "core/error.hpp"
 #include "datasets/image.hpp"
 #include "harness/commands.hpp"
 #include "models/image/image_processor_factory.hpp"
 #include "models/image/rgb8_image.hpp"
-#include "compat/torch_compat.hpp"
 #include "models/io/checkpoint.hpp"
 #include "models/io/tensor_io.hpp"
 #include "models/nn/weights.hpp"
@@ -80,14 +80,15 @@ std::vector<std::pair<std::string, at::Tensor>> input_tensors(const models::Vlm&
 std::map<std::string, std::string> dump_metadata(const GenerateOptions& o, const models::Vlm& vlm) {
   nlohmann::json images = nlohmann::json::array();
   for (const auto& p : o.images) images.push_back(p.string());
-  return {{"model_dir", vlm.dir().string()},
-          {"prompt", o.prompt},
-          {"images", images.dump()},
-          {"inputs", o.inputs.string()},
-          {"dtype", std::string(models::compute_dtype_name(vlm.dtype()))},
-          {"device", vlm.options().device.str()},
-          {"attn_implementation", std::string(models::attention_impl_name(vlm.options().attention))},
-          {"producer", "mla-bench generate"}};
+  return {
+      {"model_dir", vlm.dir().string()},
+      {"prompt", o.prompt},
+      {"images", images.dump()},
+      {"inputs", o.inputs.string()},
+      {"dtype", std::string(models::compute_dtype_name(vlm.dtype()))},
+      {"device", vlm.options().device.str()},
+      {"attn_implementation", std::string(models::attention_impl_name(vlm.options().attention))},
+      {"producer", "mla-bench generate"}};
 }
 
 void dump(const GenerateOptions& o, const models::Vlm& vlm, const models::VlmInputs& in,
@@ -100,7 +101,8 @@ void dump(const GenerateOptions& o, const models::Vlm& vlm, const models::VlmInp
   // Rows padded with -1 after a row stopped.
   std::size_t n = 0;
   for (const auto& row : r.tokens) n = std::max(n, row.size());
-  at::Tensor ids = at::full({static_cast<int64_t>(r.tokens.size()), static_cast<int64_t>(n)}, -1, at::kLong);
+  at::Tensor ids =
+      at::full({static_cast<int64_t>(r.tokens.size()), static_cast<int64_t>(n)}, -1, at::kLong);
   for (std::size_t b = 0; b < r.tokens.size(); ++b) {
     for (std::size_t i = 0; i < r.tokens[b].size(); ++i) ids[b][i] = r.tokens[b][i];
   }
@@ -132,7 +134,8 @@ int run_generate(const GenerateOptions& o, std::ostream& out) {
   vo.pillow = image::parse_pillow_pass_order(o.pillow);
   const auto t0 = std::chrono::steady_clock::now();
   models::Vlm vlm = models::Vlm::load(o.model, vo);
-  const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double load_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   models::VlmInputs inputs;
   if (replay) {
@@ -182,8 +185,7 @@ int run_generate(const GenerateOptions& o, std::ostream& out) {
       {"decode_seconds", r.decode_seconds},
       {"decode_steps", r.decode_steps},
       {"prefill_tokens_per_second", rate(static_cast<double>(r.prompt_tokens), r.prefill_seconds)},
-      {"decode_tokens_per_second",
-       rate(static_cast<double>(B * r.decode_steps), r.decode_seconds)},
+      {"decode_tokens_per_second", rate(static_cast<double>(B * r.decode_steps), r.decode_seconds)},
       {"kv_bytes", r.kv_bytes},
       {"peak_memory_bytes", peak >= 0 ? nlohmann::json(peak) : nlohmann::json()},
       {"device", vo.device.str()},

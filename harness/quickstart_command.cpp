@@ -12,10 +12,10 @@
 
 #include "core/error.hpp"
 #include "core/progress.hpp"
+#include "datasets/image.hpp"
 #include "harness/commands.hpp"
 #include "kernels/rms_norm.hpp"
 #include "models/config/model_config.hpp"
-#include "datasets/image.hpp"
 #include "models/image/rgb8_image.hpp"
 #include "models/io/checkpoint.hpp"
 #include "models/runtime/vlm.hpp"
@@ -44,19 +44,20 @@ void check_configs(const std::filesystem::path& dir, std::ostream& out) {
   std::sort(files.begin(), files.end());
   MLAB_CHECK(!files.empty(), dir.string(), ": no *.json model configs");
   out << "[1/4] model configs (" << dir.string() << ")\n";
-  out << "  model                            family       layers  heads/kv  head_dim  dense KV bf16\n";
+  out << "  model                            family       layers  heads/kv  head_dim  dense KV "
+         "bf16\n";
   for (const auto& file : files) {
     const auto config = models::load_model_config(file);
     const auto& t = config.text;
     // K and V, every layer, every KV head, head_dim elements of 2 bytes, per cached token.
     const int64_t bytes = 2 * t.num_hidden_layers * t.num_key_value_heads * t.head_dim * 2;
     char line[200];
-    std::snprintf(line, sizeof(line), "  %-32s %-12s %6lld  %3lld/%-4lld  %8lld  %7.1f KiB/token\n",
-                  file.stem().string().c_str(), std::string(models::family_name(config.family)).c_str(),
-                  static_cast<long long>(t.num_hidden_layers),
-                  static_cast<long long>(t.num_attention_heads),
-                  static_cast<long long>(t.num_key_value_heads), static_cast<long long>(t.head_dim),
-                  static_cast<double>(bytes) / 1024.0);
+    std::snprintf(
+        line, sizeof(line), "  %-32s %-12s %6lld  %3lld/%-4lld  %8lld  %7.1f KiB/token\n",
+        file.stem().string().c_str(), std::string(models::family_name(config.family)).c_str(),
+        static_cast<long long>(t.num_hidden_layers), static_cast<long long>(t.num_attention_heads),
+        static_cast<long long>(t.num_key_value_heads), static_cast<long long>(t.head_dim),
+        static_cast<double>(bytes) / 1024.0);
     out << line;
   }
 }
@@ -68,8 +69,10 @@ void checkpoint_round_trip(const std::filesystem::path& dir, std::ostream& out) 
   const int64_t layers = 4, hidden = 256;
   for (int64_t i = 0; i < layers; ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".";
-    tensors.emplace_back(p + "self_attn.q_proj.weight", at::randn({hidden, hidden}).to(at::kBFloat16));
-    tensors.emplace_back(p + "self_attn.k_proj.weight", at::randn({hidden / 2, hidden}).to(at::kHalf));
+    tensors.emplace_back(p + "self_attn.q_proj.weight",
+                         at::randn({hidden, hidden}).to(at::kBFloat16));
+    tensors.emplace_back(p + "self_attn.k_proj.weight",
+                         at::randn({hidden / 2, hidden}).to(at::kHalf));
     tensors.emplace_back(p + "input_layernorm.weight", at::randn({hidden}));
   }
   tensors.emplace_back("position_ids", at::arange(64, at::kLong).unsqueeze(0));
@@ -96,7 +99,8 @@ void checkpoint_round_trip(const std::filesystem::path& dir, std::ostream& out) 
     }
   }
   const double read_s = seconds_since(start);
-  MLAB_CHECK(mismatches == 0, dir.string(), ": ", mismatches, " tensors differ after the round trip");
+  MLAB_CHECK(mismatches == 0, dir.string(), ": ", mismatches,
+             " tensors differ after the round trip");
   MLAB_CHECK(checkpoint.names().size() == tensors.size(), dir.string(), ": wrote ", tensors.size(),
              " tensors, read ", checkpoint.names().size());
   const double mb = static_cast<double>(total) / 1e6;
@@ -110,7 +114,8 @@ void checkpoint_round_trip(const std::filesystem::path& dir, std::ostream& out) 
 // models of DESIGN.md §6 arrive with training): one image, one question, greedy.
 void vlm_check(const std::filesystem::path& tiny_dir, const std::string& device_name,
                std::ostream& out) {
-  out << "[4/4] VLM runtime (" << tiny_dir.string() << ", random weights) on " << device_name << "\n";
+  out << "[4/4] VLM runtime (" << tiny_dir.string() << ", random weights) on " << device_name
+      << "\n";
   const auto image_path = tiny_dir.parent_path() / "images" / "reference" / "large.input.png";
   const datasets::Image decoded = datasets::decode_image(image_path);
   const auto image = image::make_rgb8_image(decoded.width, decoded.height, decoded.rgb);
@@ -159,7 +164,8 @@ int run_quickstart(const QuickstartOptions& options, std::ostream& out) {
   check_configs(options.configs_dir, out);
   checkpoint_round_trip(options.work_dir / "roundtrip-checkpoint", out);
   kernel_check(options.device, out);
-  vlm_check(std::filesystem::path(MLAB_SOURCE_DIR) / "tests" / "data" / "tiny_vlms", options.device, out);
+  vlm_check(std::filesystem::path(MLAB_SOURCE_DIR) / "tests" / "data" / "tiny_vlms", options.device,
+            out);
   out << "quickstart: OK in " << fixed(seconds_since(start), 2) << " s (more steps arrive with "
       << "the MHA2MLA, evaluation and training issues; see `mla-bench list methods`)\n";
   return 0;

@@ -33,11 +33,16 @@ Activation parse_activation(std::string_view name) {
 
 at::Tensor activate(const at::Tensor& x, Activation activation) {
   switch (activation) {
-    case Activation::kSilu: return at::silu(x);
-    case Activation::kGelu: return at::gelu(x);
-    case Activation::kGeluTanh: return at::gelu(x, "tanh");
-    case Activation::kQuickGelu: return x * at::sigmoid(1.702 * x);
-    case Activation::kRelu: return at::relu(x);
+    case Activation::kSilu:
+      return at::silu(x);
+    case Activation::kGelu:
+      return at::gelu(x);
+    case Activation::kGeluTanh:
+      return at::gelu(x, "tanh");
+    case Activation::kQuickGelu:
+      return x * at::sigmoid(1.702 * x);
+    case Activation::kRelu:
+      return at::relu(x);
   }
   MLAB_FAIL("activate: bad activation");
 }

@@ -34,10 +34,14 @@ c10::ScalarType parse_compute_dtype(std::string_view name) {
 
 std::string_view compute_dtype_name(c10::ScalarType dtype) {
   switch (dtype) {
-    case c10::kFloat: return "float32";
-    case c10::kBFloat16: return "bfloat16";
-    case c10::kHalf: return "float16";
-    default: return c10::toString(dtype);
+    case c10::kFloat:
+      return "float32";
+    case c10::kBFloat16:
+      return "bfloat16";
+    case c10::kHalf:
+      return "float16";
+    default:
+      return c10::toString(dtype);
   }
 }
 
@@ -50,8 +54,8 @@ std::string canonical_weight_name(ModelFamily family, std::string_view stored) {
   }
   if (starts_with(name, "model.language_model.")) return "language_model.model." + name.substr(21);
   if (name == "lm_head.weight") return "language_model.lm_head.weight";
-  if (starts_with(name, "model.vision_tower.") || starts_with(name, "model.multi_modal_projector.") ||
-      name == "model.image_newline") {
+  if (starts_with(name, "model.vision_tower.") ||
+      starts_with(name, "model.multi_modal_projector.") || name == "model.image_newline") {
     name = name.substr(6);
   }
   if (starts_with(name, "vision_tower.") && !starts_with(name, "vision_tower.vision_model.")) {
@@ -65,8 +69,8 @@ Weights Weights::open(const std::filesystem::path& dir, ModelFamily family, Load
   for (const auto& stored : w.checkpoint_.names()) {
     auto canonical = canonical_weight_name(family, stored);
     auto [it, inserted] = w.canonical_.emplace(canonical, stored);
-    MLAB_CHECK(inserted, w.checkpoint_.path().string(), ": tensors '", it->second, "' and '", stored,
-               "' are the same weight (", canonical, ") under two names");
+    MLAB_CHECK(inserted, w.checkpoint_.path().string(), ": tensors '", it->second, "' and '",
+               stored, "' are the same weight (", canonical, ") under two names");
   }
   return w;
 }
@@ -124,7 +128,8 @@ void Weights::check_all_used(const std::vector<std::string>& ignorable_suffixes)
   }
   if (extra.empty()) return;
   std::string list;
-  for (std::size_t i = 0; i < extra.size() && i < 5; ++i) list += (i ? ", '" : "'") + extra[i] + "'";
+  for (std::size_t i = 0; i < extra.size() && i < 5; ++i)
+    list += (i ? ", '" : "'") + extra[i] + "'";
   if (extra.size() > 5) list += str_cat(", ... (", extra.size(), " in all)");
   MLAB_FAIL(checkpoint_.path().string(), ": unexpected tensor(s) ", list,
             " not part of the model config.json describes");

@@ -54,8 +54,8 @@ void DenseKvCache::append(const at::Tensor& k, const at::Tensor& v, const at::Te
   } else {
     TORCH_CHECK(k.size(0) == k_.size(0) && k.size(1) == k_.size(1) && k.size(3) == k_.size(3) &&
                     v.size(3) == v_.size(3),
-                "DenseKvCache::append: k ", k.sizes(), " does not match the cache [",
-                k_.size(0), ", ", k_.size(1), ", S, ", k_.size(3), "]");
+                "DenseKvCache::append: k ", k.sizes(), " does not match the cache [", k_.size(0),
+                ", ", k_.size(1), ", S, ", k_.size(3), "]");
     grow(size_ + L);
   }
   k_.narrow(2, size_, L).copy_(k);

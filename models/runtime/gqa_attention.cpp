@@ -1,6 +1,7 @@
 #include "models/runtime/gqa_attention.hpp"
 
 #include <ATen/ATen.h>
+
 #include <cmath>
 
 #include "models/nn/nn.hpp"
@@ -14,7 +15,8 @@ std::unique_ptr<GqaAttention> GqaAttention::load(Weights& weights, const TextCon
   a->heads = config.num_attention_heads;
   a->kv_heads = config.num_key_value_heads;
   a->head_dim = config.head_dim;
-  const int64_t E = config.hidden_size, qd = a->heads * a->head_dim, kvd = a->kv_heads * a->head_dim;
+  const int64_t E = config.hidden_size, qd = a->heads * a->head_dim,
+                kvd = a->kv_heads * a->head_dim;
   a->q_weight = weights.take(prefix + "q_proj.weight", {qd, E});
   a->k_weight = weights.take(prefix + "k_proj.weight", {kvd, E});
   a->v_weight = weights.take(prefix + "v_proj.weight", {kvd, E});
@@ -45,7 +47,8 @@ at::Tensor GqaAttention::forward(const at::Tensor& x, const RopeTables& rope,
   return nn::linear(o.transpose(1, 2).reshape({B, L, heads * head_dim}), o_weight, o_bias);
 }
 
-std::unique_ptr<KvCache> GqaAttention::make_cache(AttentionImpl impl, int64_t reserve_tokens) const {
+std::unique_ptr<KvCache> GqaAttention::make_cache(AttentionImpl impl,
+                                                  int64_t reserve_tokens) const {
   return std::make_unique<DenseKvCache>(impl, reserve_tokens);
 }
 

@@ -73,8 +73,8 @@ at::Tensor TextDecoder::forward(at::Tensor h, const RopeTables& rope, const at::
   const double eps = config_.rms_norm_eps;
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     const DecoderLayer& layer = layers_[i];
-    h = h + layer.attention->forward(nn::rms_norm(h, layer.input_norm, eps), rope, valid,
-                                     *caches[i]);
+    h = h +
+        layer.attention->forward(nn::rms_norm(h, layer.input_norm, eps), rope, valid, *caches[i]);
     const at::Tensor x = nn::rms_norm(h, layer.post_attention_norm, eps);
     const at::Tensor act = at::silu(nn::linear(x, layer.gate, layer.gate_bias)) *
                            nn::linear(x, layer.up, layer.up_bias);
@@ -89,7 +89,8 @@ at::Tensor TextDecoder::logits(const at::Tensor& hidden) const {
 
 KvCaches TextDecoder::make_caches(AttentionImpl impl, int64_t reserve_tokens) const {
   KvCaches caches;
-  for (const auto& layer : layers_) caches.push_back(layer.attention->make_cache(impl, reserve_tokens));
+  for (const auto& layer : layers_)
+    caches.push_back(layer.attention->make_cache(impl, reserve_tokens));
   return caches;
 }
 

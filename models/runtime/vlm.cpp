@@ -91,16 +91,19 @@ Vlm Vlm::load(const std::filesystem::path& dir, VlmOptions options) {
   weights.check_all_used({"position_ids", "inv_freq"});
   m.rope_ = RotaryEmbedding::from_config(m.config_.text, options.device);
   m.eos_ids_ = read_eos_ids(dir, m.config_.text);
-  m.pad_id_ = m.config_.pad_token_id.value_or(m.config_.text.pad_token_id.value_or(
-      m.eos_ids_.empty() ? 0 : m.eos_ids_.front()));
+  m.pad_id_ = m.config_.pad_token_id.value_or(
+      m.config_.text.pad_token_id.value_or(m.eos_ids_.empty() ? 0 : m.eos_ids_.front()));
   return m;
 }
 
 prompt::Family Vlm::prompt_family() const {
   switch (config_.family) {
-    case ModelFamily::kLlava: return prompt::Family::kLlava;
-    case ModelFamily::kLlavaNext: return prompt::Family::kLlavaNext;
-    case ModelFamily::kQwen2_5_VL: return prompt::Family::kQwen2_5Vl;
+    case ModelFamily::kLlava:
+      return prompt::Family::kLlava;
+    case ModelFamily::kLlavaNext:
+      return prompt::Family::kLlavaNext;
+    case ModelFamily::kQwen2_5_VL:
+      return prompt::Family::kQwen2_5Vl;
   }
   MLAB_FAIL("bad model family");
 }
@@ -124,7 +127,8 @@ VlmInputs Vlm::prepare(std::span<const VlmRequest> requests) const {
     processed = processor_->preprocess(images);
     inputs.pixel_values = from_vector(processed.pixel_values, processed.shape);
     const auto n = static_cast<int64_t>(images.size());
-    if (!processed.image_sizes.empty()) inputs.image_sizes = from_vector(processed.image_sizes, {n, 2});
+    if (!processed.image_sizes.empty())
+      inputs.image_sizes = from_vector(processed.image_sizes, {n, 2});
     if (!processed.image_grid_thw.empty()) {
       inputs.image_grid_thw = from_vector(processed.image_grid_thw, {n, 3});
     }
@@ -196,8 +200,8 @@ std::pair<at::Tensor, int64_t> qwen_rope_index(std::span<const int64_t> ids,
       ++i;
       continue;
     }
-    MLAB_CHECK(grid < grids.size(), "get_rope_index: more image runs than images (",
-               grids.size(), ")");
+    MLAB_CHECK(grid < grids.size(), "get_rope_index: more image runs than images (", grids.size(),
+               ")");
     const auto [t, h, w] = grids[grid++];
     const int64_t gh = h / merge_size, gw = w / merge_size, count = t * gh * gw;
     MLAB_CHECK(i + count <= n, "get_rope_index: image ", grid - 1, " needs ", count,
@@ -282,8 +286,8 @@ VlmSession Vlm::prefill(const VlmInputs& inputs, const PrefillOptions& options) 
   const at::Tensor image_mask = ids.eq(config_.image_token_id);
   const int64_t image_rows = image_mask.sum().item<int64_t>();
   if (image_rows > 0 || inputs.pixel_values.defined()) {
-    s.image_features = options.image_features.defined() ? options.image_features
-                                                        : image_features(inputs);
+    s.image_features =
+        options.image_features.defined() ? options.image_features : image_features(inputs);
     MLAB_CHECK(s.image_features.size(0) == image_rows, "the prompt has ", image_rows,
                " image placeholder tokens but the images give ", s.image_features.size(0),
                " feature rows");

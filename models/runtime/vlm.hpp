@@ -59,16 +59,16 @@ struct VlmInputs {
 // The state of a batch being generated: caches and the position of the next token per row.
 struct VlmSession {
   KvCaches caches;
-  at::Tensor next_position;  // i64 [B] (M-RoPE: all three streams equal once decoding)
-  at::Tensor last_logits;    // f32 [B, V]: logits of the last prompt position / last step
-  at::Tensor logits;         // f32 [B, L, V] of the whole prompt, when asked for
-  at::Tensor image_features; // any [N_img_tokens, E] used by the prefill (undefined if none)
+  at::Tensor next_position;   // i64 [B] (M-RoPE: all three streams equal once decoding)
+  at::Tensor last_logits;     // f32 [B, V]: logits of the last prompt position / last step
+  at::Tensor logits;          // f32 [B, L, V] of the whole prompt, when asked for
+  at::Tensor image_features;  // any [N_img_tokens, E] used by the prefill (undefined if none)
 };
 
 struct PrefillOptions {
-  bool all_logits = false;    // keep logits for every prompt position (VlmSession::logits)
-  int64_t reserve_tokens = 0; // cache room to allocate up front (prompt + new tokens)
-  at::Tensor image_features;  // any [N_img_tokens, E]: use instead of running the vision tower
+  bool all_logits = false;     // keep logits for every prompt position (VlmSession::logits)
+  int64_t reserve_tokens = 0;  // cache room to allocate up front (prompt + new tokens)
+  at::Tensor image_features;   // any [N_img_tokens, E]: use instead of running the vision tower
 };
 
 struct GenerateOptions {
@@ -84,7 +84,7 @@ struct GenerateResult {
   int64_t decode_steps = 0;                  // forward passes after the prefill
   double prefill_seconds = 0;                // vision + prefill, device synchronised
   double decode_seconds = 0;
-  int64_t kv_bytes = 0;                      // KvCache::bytes() summed over layers at the end
+  int64_t kv_bytes = 0;  // KvCache::bytes() summed over layers at the end
 };
 
 class Vlm {

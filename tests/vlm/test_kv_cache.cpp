@@ -14,8 +14,8 @@ using mlab::models::AttentionImpl;
 using mlab::models::DenseKvCache;
 
 // q [B,H,L,D] over k/v [B,Hkv,S,D]; allowed bool [B,H or 1,L,S].
-at::Tensor brute(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& allowed,
-                 double scale) {
+at::Tensor brute(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                 const at::Tensor& allowed, double scale) {
   const int64_t rep = q.size(1) / k.size(1);
   const auto kk = k.to(at::kDouble).repeat_interleave(rep, 1);
   const auto vv = v.to(at::kDouble).repeat_interleave(rep, 1);
@@ -32,19 +32,22 @@ TEST_CASE("DenseKvCache: padded prefill and decode equal brute-force attention",
   const double scale = 1.0 / std::sqrt(8.0);
   for (auto impl : {AttentionImpl::kSdpa, AttentionImpl::kEager}) {
     DenseKvCache cache(impl, 2);  // small reserve: appends must grow the buffer
-    const auto k = at::randn({B, Hkv, L, D}), v = at::randn({B, Hkv, L, D}), q = at::randn({B, H, L, D});
+    const auto k = at::randn({B, Hkv, L, D}), v = at::randn({B, Hkv, L, D}),
+               q = at::randn({B, H, L, D});
     // Row 0 unpadded, row 1 with 2 left pads.
     const auto valid = at::tensor({1, 1, 1, 1, 1, 0, 0, 1, 1, 1}, at::kLong).ne(0).view({B, L});
     cache.append(k, v, valid);
     const auto out = cache.attend(q, scale);
-    auto allowed = at::ones({L, L}, at::kBool).tril().view({1, 1, L, L}).logical_and(valid.view({B, 1, 1, L}));
+    auto allowed =
+        at::ones({L, L}, at::kBool).tril().view({1, 1, L, L}).logical_and(valid.view({B, 1, 1, L}));
     allowed = allowed.logical_or(at::eye(L, at::kBool).view({1, 1, L, L}));
     const auto expect = brute(q, k, v, allowed, scale);
     CHECK((out.to(at::kDouble) - expect).abs().max().item<double>() < 1e-5);
     // Three decode steps: every earlier valid key and itself.
     auto all_k = k, all_v = v, all_valid = valid;
     for (int step = 0; step < 3; ++step) {
-      const auto k1 = at::randn({B, Hkv, 1, D}), v1 = at::randn({B, Hkv, 1, D}), q1 = at::randn({B, H, 1, D});
+      const auto k1 = at::randn({B, Hkv, 1, D}), v1 = at::randn({B, Hkv, 1, D}),
+                 q1 = at::randn({B, H, 1, D});
       cache.append(k1, v1, at::Tensor());
       all_k = at::cat({all_k, k1}, 2);
       all_v = at::cat({all_v, v1}, 2);

@@ -20,7 +20,8 @@ using mlab::models::Checkpoint;
 using mlab::models::Vlm;
 using mlab::models::VlmInputs;
 
-const char* kQuestion = "Is there a dog in the image?\nAnswer the question using a single word or phrase.";
+const char* kQuestion =
+    "Is there a dog in the image?\nAnswer the question using a single word or phrase.";
 
 std::filesystem::path vlm_dir() { return mlab::test::data_dir() / "tiny_vlms"; }
 
@@ -50,7 +51,8 @@ const std::vector<std::string>& families() {
   return f;
 }
 
-Vlm load(const std::string& dir, mlab::models::AttentionImpl impl = mlab::models::AttentionImpl::kSdpa) {
+Vlm load(const std::string& dir,
+         mlab::models::AttentionImpl impl = mlab::models::AttentionImpl::kSdpa) {
   mlab::models::VlmOptions o;
   o.attention = impl;
   return Vlm::load(vlm_dir() / dir, o);
@@ -70,8 +72,8 @@ TEST_CASE("vlm: image features + prefill logits + greedy tokens equal transforme
       for (const auto& file : mlab::test::fixture_images()) {
         const std::string name = family + layout + "/" + mlab::test::stem(file);
         INFO(name);
-        const Checkpoint ref = Checkpoint::open(vlm_dir() / "reference" /
-                                                (family + "__" + mlab::test::stem(file) + ".safetensors"));
+        const Checkpoint ref = Checkpoint::open(
+            vlm_dir() / "reference" / (family + "__" + mlab::test::stem(file) + ".safetensors"));
         const VlmInputs in = inputs_of(ref);
         mlab::models::PrefillOptions po;
         po.all_logits = true;
@@ -96,7 +98,8 @@ TEST_CASE("vlm: Qwen2.5-VL positions equal get_rope_index position_ids and rope_
   const Vlm vlm = load("qwen2_5_vl");
   for (const std::string stem : {"tiny", "wide", "tall", "large", "portrait_gray", "batch"}) {
     INFO(stem);
-    const Checkpoint ref = Checkpoint::open(vlm_dir() / "reference" / ("qwen2_5_vl__" + stem + ".safetensors"));
+    const Checkpoint ref =
+        Checkpoint::open(vlm_dir() / "reference" / ("qwen2_5_vl__" + stem + ".safetensors"));
     const VlmInputs in = inputs_of(ref);
     auto [pos, next] = vlm.positions(in);
     const at::Tensor ref_pos = ref.get("position_ids");
@@ -116,8 +119,10 @@ TEST_CASE("vlm: prepare() from images equals the processors' input_ids and pixel
     for (const auto& file : mlab::test::fixture_images()) {
       const std::string stem = mlab::test::stem(file);
       INFO(family << " " << stem);
-      const Checkpoint ref = Checkpoint::open(vlm_dir() / "reference" / (family + "__" + stem + ".safetensors"));
-      const auto request = mlab::models::VlmRequest::single(kQuestion, {mlab::test::pillow_input(file)});
+      const Checkpoint ref =
+          Checkpoint::open(vlm_dir() / "reference" / (family + "__" + stem + ".safetensors"));
+      const auto request =
+          mlab::models::VlmRequest::single(kQuestion, {mlab::test::pillow_input(file)});
       const VlmInputs in = vlm.prepare(std::span(&request, 1));
       CHECK(in.input_ids.equal(ref.get("input_ids")));
       CHECK(in.attention_mask.equal(ref.get("attention_mask")));
@@ -137,7 +142,8 @@ TEST_CASE("vlm: batched left-padded generation equals one-by-one generation", "[
   for (const auto& family : families()) {
     INFO(family);
     const Vlm vlm = load(family);
-    const Checkpoint ref = Checkpoint::open(vlm_dir() / "reference" / (family + "__batch.safetensors"));
+    const Checkpoint ref =
+        Checkpoint::open(vlm_dir() / "reference" / (family + "__batch.safetensors"));
     std::vector<mlab::models::VlmRequest> requests;
     for (const auto& [file, q] : cases) {
       requests.push_back(mlab::models::VlmRequest::single(q, {mlab::test::pillow_input(file)}));
@@ -168,7 +174,8 @@ TEST_CASE("vlm: eager attention equals SDPA and text-only prompts run", "[vlm]")
     INFO(family);
     const Vlm sdpa = load(family);
     const Vlm eager = load(family, mlab::models::AttentionImpl::kEager);
-    const Checkpoint ref = Checkpoint::open(vlm_dir() / "reference" / (family + "__batch.safetensors"));
+    const Checkpoint ref =
+        Checkpoint::open(vlm_dir() / "reference" / (family + "__batch.safetensors"));
     const VlmInputs in = inputs_of(ref);
     CHECK(rel_diff(eager.prefill(in).last_logits, sdpa.prefill(in).last_logits) <= 1e-5);
     const auto text = mlab::models::VlmRequest::single("What is in the picture?");
@@ -185,7 +192,8 @@ TEST_CASE("vlm: the decoder alone, fed transformers' image features, gives its l
     const Vlm vlm = load(family);
     for (const std::string stem : {"tiny", "wide", "large"}) {
       INFO(family << " " << stem);
-      const Checkpoint ref = Checkpoint::open(vlm_dir() / "reference" / (family + "__" + stem + ".safetensors"));
+      const Checkpoint ref =
+          Checkpoint::open(vlm_dir() / "reference" / (family + "__" + stem + ".safetensors"));
       mlab::models::PrefillOptions po;
       po.all_logits = true;
       po.image_features = ref.get("image_features");
@@ -196,7 +204,8 @@ TEST_CASE("vlm: the decoder alone, fed transformers' image features, gives its l
   }
 }
 
-TEST_CASE("vlm: CUDA f32 equals transformers and CUDA bf16 stays within the measured bound", "[vlm][gpu]") {
+TEST_CASE("vlm: CUDA f32 equals transformers and CUDA bf16 stays within the measured bound",
+          "[vlm][gpu]") {
   MLAB_REQUIRE_CUDA();
   for (const auto& family : families()) {
     for (const auto dtype : {at::kFloat, at::kBFloat16}) {
@@ -206,19 +215,24 @@ TEST_CASE("vlm: CUDA f32 equals transformers and CUDA bf16 stays within the meas
       const Vlm vlm = Vlm::load(vlm_dir() / family, o);
       for (const std::string stem : {"tiny", "large", "batch"}) {
         INFO(family << " " << stem << " " << c10::toString(dtype));
-        const Checkpoint ref = Checkpoint::open(vlm_dir() / "reference" / (family + "__" + stem + ".safetensors"));
+        const Checkpoint ref =
+            Checkpoint::open(vlm_dir() / "reference" / (family + "__" + stem + ".safetensors"));
         const VlmInputs in = inputs_of(ref);
         const auto s = vlm.prefill(in);
-        const at::Tensor expect = stem == "batch" ? ref.get("last_logits") : ref.get("logits").select(1, -1);
+        const at::Tensor expect =
+            stem == "batch" ? ref.get("last_logits") : ref.get("logits").select(1, -1);
         const double d = rel_diff(s.last_logits, expect);
-        report(family + "/" + stem + (dtype == at::kFloat ? " cuda f32" : " cuda bf16") + " last logits", d);
+        report(family + "/" + stem + (dtype == at::kFloat ? " cuda f32" : " cuda bf16") +
+                   " last logits",
+               d);
         mlab::models::GenerateOptions go;
         go.max_new_tokens = 20;
         go.stop_at_eos = false;
         const auto r = vlm.generate(in, go);
         if (dtype == at::kFloat) {
           CHECK(d <= 1e-4);
-          for (int64_t b = 0; b < in.input_ids.size(0); ++b) CHECK(r.tokens[b] == row(ref.get("generated_ids"), b));
+          for (int64_t b = 0; b < in.input_ids.size(0); ++b)
+            CHECK(r.tokens[b] == row(ref.get("generated_ids"), b));
         } else {
           CHECK(d <= 5e-2);  // bf16: measured 1.7e-2 to 2.0e-2 on these models (CPU and CUDA)
         }
