@@ -11,14 +11,21 @@
 
 namespace mlab::models {
 
+// What an attention layer knows about the L new tokens besides their hidden states.
+struct TokenInfo {
+  at::Tensor valid;  // bool [B, L]; undefined = every token valid (no padding)
+  at::Tensor image;  // bool [B, L]: tokens of the image modality (MHA2MLA-VLM routes them to
+                     // the image branch, specs/method.md §3.2); undefined = all text
+};
+
 class AttentionLayer {
  public:
   virtual ~AttentionLayer() = default;
 
   // x: any [B, L, E] (the normalised hidden states of L new tokens); rope: cos/sin of their
-  // positions; valid: bool [B, L] or undefined (= every token valid); cache: this layer's cache,
-  // which receives the new tokens. Returns any [B, L, E] (after the output projection).
-  virtual at::Tensor forward(const at::Tensor& x, const RopeTables& rope, const at::Tensor& valid,
+  // positions; tokens: padding and modality of the new tokens; cache: this layer's cache, which
+  // receives the new tokens. Returns any [B, L, E] (after the output projection).
+  virtual at::Tensor forward(const at::Tensor& x, const RopeTables& rope, const TokenInfo& tokens,
                              KvCache& cache) const = 0;
 
   // A fresh cache of the kind this layer needs, with room for `reserve_tokens`.

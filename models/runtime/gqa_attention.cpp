@@ -31,7 +31,7 @@ std::unique_ptr<GqaAttention> GqaAttention::load(Weights& weights, const TextCon
 }
 
 at::Tensor GqaAttention::forward(const at::Tensor& x, const RopeTables& rope,
-                                 const at::Tensor& valid, KvCache& cache) const {
+                                 const TokenInfo& tokens, KvCache& cache) const {
   const int64_t B = x.size(0), L = x.size(1);
   // [B, L, H*D] -> [B, H, L, D]
   auto heads_first = [&](const at::Tensor& t, int64_t h) {
@@ -42,7 +42,7 @@ at::Tensor GqaAttention::forward(const at::Tensor& x, const RopeTables& rope,
   at::Tensor v = heads_first(nn::linear(x, v_weight, v_bias), kv_heads);
   q = nn::apply_rotary(q, rope.cos, rope.sin);
   k = nn::apply_rotary(k, rope.cos, rope.sin);
-  cache.append(k, v, valid);
+  cache.append(k, v, tokens.valid);
   at::Tensor o = cache.attend(q, 1.0 / std::sqrt(static_cast<double>(head_dim)));  // [B, H, L, D]
   return nn::linear(o.transpose(1, 2).reshape({B, L, heads * head_dim}), o_weight, o_bias);
 }

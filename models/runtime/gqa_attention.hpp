@@ -18,7 +18,7 @@ class GqaAttention final : public AttentionLayer {
   static std::unique_ptr<GqaAttention> load(Weights& weights, const TextConfig& config,
                                             const std::string& prefix);
 
-  at::Tensor forward(const at::Tensor& x, const RopeTables& rope, const at::Tensor& valid,
+  at::Tensor forward(const at::Tensor& x, const RopeTables& rope, const TokenInfo& tokens,
                      KvCache& cache) const override;
   std::unique_ptr<KvCache> make_cache(AttentionImpl impl, int64_t reserve_tokens) const override;
 

@@ -66,7 +66,7 @@ at::Tensor TextDecoder::embed(const at::Tensor& ids) const {
   return at::embedding(embed_tokens_, ids.to(embed_tokens_.device()));
 }
 
-at::Tensor TextDecoder::forward(at::Tensor h, const RopeTables& rope, const at::Tensor& valid,
+at::Tensor TextDecoder::forward(at::Tensor h, const RopeTables& rope, const TokenInfo& tokens,
                                 KvCaches& caches) const {
   TORCH_CHECK(caches.size() == layers_.size(), "TextDecoder::forward: ", caches.size(),
               " caches for ", layers_.size(), " layers");
@@ -74,7 +74,7 @@ at::Tensor TextDecoder::forward(at::Tensor h, const RopeTables& rope, const at::
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     const DecoderLayer& layer = layers_[i];
     h = h +
-        layer.attention->forward(nn::rms_norm(h, layer.input_norm, eps), rope, valid, *caches[i]);
+        layer.attention->forward(nn::rms_norm(h, layer.input_norm, eps), rope, tokens, *caches[i]);
     const at::Tensor x = nn::rms_norm(h, layer.post_attention_norm, eps);
     const at::Tensor act = at::silu(nn::linear(x, layer.gate, layer.gate_bias)) *
                            nn::linear(x, layer.up, layer.up_bias);

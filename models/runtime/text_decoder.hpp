@@ -36,10 +36,10 @@ class TextDecoder {
   // ids: i64 [B, L] -> any [B, L, E]. Throws mlab::Error for an id outside the embedding.
   at::Tensor embed(const at::Tensor& ids) const;
 
-  // h: any [B, L, E] (embeddings of L new tokens); rope: their cos/sin; valid: bool [B, L] or
-  // undefined; caches: one per layer (make_caches). Returns the final-normed hidden states
+  // h: any [B, L, E] (embeddings of L new tokens); rope: their cos/sin; tokens: their padding
+  // and modality; caches: one per layer (make_caches). Returns the final-normed hidden states
   // any [B, L, E].
-  at::Tensor forward(at::Tensor h, const RopeTables& rope, const at::Tensor& valid,
+  at::Tensor forward(at::Tensor h, const RopeTables& rope, const TokenInfo& tokens,
                      KvCaches& caches) const;
 
   // hidden: any [..., E] -> logits f32 [..., V] (the head runs in the weights' dtype).

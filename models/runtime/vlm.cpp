@@ -276,6 +276,18 @@ std::pair<at::Tensor, at::Tensor> Vlm::positions(const VlmInputs& inputs) const 
   return {pos, next};
 }
 
+at::Tensor Vlm::image_token_mask(const at::Tensor& ids) const {
+  at::Tensor mask = ids.eq(config_.image_token_id);
+  if (config_.family == ModelFamily::kQwen2_5_VL) {
+    // Qwen2.5-VL: <|vision_start|> and <|vision_end|> go with the image (specs/method.md §3.2);
+    // video tokens stay text.
+    for (const auto& id : {config_.vision_start_token_id, config_.vision_end_token_id}) {
+      if (id) mask = mask.logical_or(ids.eq(*id));
+    }
+  }
+  return mask;
+}
+
 VlmSession Vlm::prefill(const VlmInputs& inputs, const PrefillOptions& options) const {
   const c10::Device device = options_.device;
   const at::Tensor ids = inputs.input_ids.to(device, at::kLong);
@@ -299,7 +311,10 @@ VlmSession Vlm::prefill(const VlmInputs& inputs, const PrefillOptions& options) 
   const RopeTables rope = rope_->tables(pos.to(device), dtype_);
   s.caches = decoder_.make_caches(options_.attention, std::max(options.reserve_tokens, L));
   const bool padded = !valid.all().item<bool>();
-  const at::Tensor hidden = decoder_.forward(h, rope, padded ? valid : at::Tensor(), s.caches);
+  TokenInfo tokens;
+  if (padded) tokens.valid = valid;
+  tokens.image = image_token_mask(ids);
+  const at::Tensor hidden = decoder_.forward(h, rope, tokens, s.caches);
   if (options.all_logits) {
     s.logits = decoder_.logits(hidden);
     s.last_logits = s.logits.select(1, L - 1);
@@ -318,7 +333,7 @@ at::Tensor Vlm::decode_step(VlmSession& s, const at::Tensor& tokens) const {
   at::Tensor pos = s.next_position.view({-1, 1});
   if (!rope_->mrope_section().empty()) pos = pos.unsqueeze(0).expand({3, -1, -1});
   const RopeTables rope = rope_->tables(pos, dtype_);
-  const at::Tensor hidden = decoder_.forward(h, rope, at::Tensor(), s.caches);
+  const at::Tensor hidden = decoder_.forward(h, rope, TokenInfo{}, s.caches);  // decode: text
   s.next_position = s.next_position + 1;
   s.last_logits = decoder_.logits(hidden.select(1, 0));
   return s.last_logits;

@@ -107,6 +107,10 @@ class Vlm {
   // [3, B, L] (Qwen2.5-VL get_rope_index); next: i64 [B] position of the first new token.
   std::pair<at::Tensor, at::Tensor> positions(const VlmInputs& inputs) const;
 
+  // Tokens of the image modality in `ids` (i64 [B, L]) -> bool [B, L]: the image placeholders,
+  // and for Qwen2.5-VL also <|vision_start|> / <|vision_end|> (MHA2MLA-VLM's routing rule).
+  at::Tensor image_token_mask(const at::Tensor& ids) const;
+
   // Runs the prompt through the model into fresh caches.
   VlmSession prefill(const VlmInputs& inputs, const PrefillOptions& options = {}) const;
   // Feeds one token per row (i64 [B]); returns f32 [B, V] and advances the session.
