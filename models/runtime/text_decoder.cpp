@@ -5,17 +5,23 @@
 #include "core/error.hpp"
 #include "models/nn/nn.hpp"
 #include "models/runtime/gqa_attention.hpp"
+#include "models/runtime/mla_attention.hpp"
 
 namespace mlab::models {
 
 namespace {
 
-DecoderLayer load_layer(Weights& w, const TextConfig& c, const std::string& prefix) {
+DecoderLayer load_layer(Weights& w, const TextConfig& c, const std::optional<MlaConfig>& mla,
+                        int64_t index, const std::string& prefix) {
   const int64_t E = c.hidden_size, I = c.intermediate_size;
   DecoderLayer layer;
   layer.input_norm = w.take(prefix + "input_layernorm.weight", {E});
   layer.post_attention_norm = w.take(prefix + "post_attention_layernorm.weight", {E});
-  layer.attention = GqaAttention::load(w, c, prefix + "self_attn.");
+  if (mla) {
+    layer.attention = MlaAttention::load(w, c, *mla, index, prefix + "self_attn.");
+  } else {
+    layer.attention = GqaAttention::load(w, c, prefix + "self_attn.");
+  }
   layer.gate = w.take(prefix + "mlp.gate_proj.weight", {I, E});
   layer.up = w.take(prefix + "mlp.up_proj.weight", {I, E});
   layer.down = w.take(prefix + "mlp.down_proj.weight", {E, I});
@@ -41,11 +47,13 @@ TextDecoder TextDecoder::load(Weights& w, const ModelConfig& config) {
   const std::string prefix = qwen ? "model." : "language_model.model.";
   const std::string head = qwen ? "lm_head.weight" : "language_model.lm_head.weight";
   const int64_t V = c.vocab_size, E = c.hidden_size;
+  // A converted MHA2MLA-VLM model (config.json "mha2mla") has latent attention in every layer.
+  const std::optional<MlaConfig> mla = MlaConfig::from_model_config(config);
   TextDecoder d;
   d.config_ = c;
   d.embed_tokens_ = w.take(prefix + "embed_tokens.weight", {V, E});
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
-    d.layers_.push_back(load_layer(w, c, prefix + "layers." + std::to_string(i) + "."));
+    d.layers_.push_back(load_layer(w, c, mla, i, prefix + "layers." + std::to_string(i) + "."));
   }
   d.norm_ = w.take(prefix + "norm.weight", {E});
   if (config.tie_word_embeddings && !w.contains(head)) {

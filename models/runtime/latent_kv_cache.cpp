@@ -1,0 +1,124 @@
+#include "models/runtime/latent_kv_cache.hpp"
+
+#include <ATen/ATen.h>
+
+#include "compat/torch_compat.hpp"
+#include "core/error.hpp"
+
+namespace mlab::models {
+
+namespace {
+
+// `t` with dimension `dim` enlarged to `capacity`, the first `size` entries kept.
+at::Tensor regrow(const at::Tensor& t, int64_t dim, int64_t capacity, int64_t size) {
+  auto shape = t.sizes().vec();
+  shape[dim] = capacity;
+  at::Tensor out = at::empty(shape, t.options());
+  if (size > 0) out.narrow(dim, 0, size).copy_(t.narrow(dim, 0, size));
+  return out;
+}
+
+}  // namespace
+
+void LatentKvCache::grow(int64_t needed) {
+  const int64_t capacity = c_.size(1);
+  if (needed <= capacity) return;
+  const int64_t cap = std::max({needed, 2 * capacity, reserve_tokens_});
+  c_ = regrow(c_, 1, cap, size_);
+  k_rope_ = regrow(k_rope_, 2, cap, size_);
+  image_ = regrow(image_, 1, cap, size_);
+  valid_ = regrow(valid_, 1, cap, size_);
+}
+
+void LatentKvCache::append_latent(const at::Tensor& c, const at::Tensor& k_rope,
+                                  const at::Tensor& image, const at::Tensor& valid) {
+  TORCH_CHECK(c.dim() == 3 && k_rope.dim() == 4 && k_rope.size(0) == c.size(0) &&
+                  k_rope.size(2) == c.size(1),
+              "LatentKvCache::append_latent: c ", c.sizes(), " must be [B, L, d_c] and k_rope ",
+              k_rope.sizes(), " [B, H_kv, L, r]");
+  const int64_t B = c.size(0), L = c.size(1);
+  if (!c_.defined()) {
+    const int64_t cap = std::max(L, reserve_tokens_);
+    c_ = at::empty({B, cap, c.size(2)}, c.options());
+    k_rope_ = at::empty({B, k_rope.size(1), cap, k_rope.size(3)}, k_rope.options());
+    image_ = at::zeros({B, cap}, c.options().dtype(at::kBool));
+    valid_ = at::ones({B, cap}, c.options().dtype(at::kBool));
+  } else {
+    TORCH_CHECK(B == c_.size(0) && c.size(2) == c_.size(2) && k_rope.size(1) == k_rope_.size(1) &&
+                    k_rope.size(3) == k_rope_.size(3),
+                "LatentKvCache::append_latent: c ", c.sizes(), " / k_rope ", k_rope.sizes(),
+                " do not match the cache");
+    grow(size_ + L);
+  }
+  c_.narrow(1, size_, L).copy_(c);
+  k_rope_.narrow(2, size_, L).copy_(k_rope);
+  if (image.defined()) {
+    image_.narrow(1, size_, L).copy_(image);
+    if (!has_image_ && image.any().item<bool>()) has_image_ = true;
+  } else {
+    image_.narrow(1, size_, L).fill_(false);
+  }
+  if (valid.defined()) {
+    valid_.narrow(1, size_, L).copy_(valid);
+    if (all_valid_ && !valid.all().item<bool>()) all_valid_ = false;
+  } else {
+    valid_.narrow(1, size_, L).fill_(true);
+  }
+  size_ += L;
+}
+
+void LatentKvCache::append(const at::Tensor&, const at::Tensor&, const at::Tensor&) {
+  MLAB_FAIL("LatentKvCache holds the MLA latent, not K/V: it is filled and attended by MlaAttention");
+}
+
+at::Tensor LatentKvCache::attend(const at::Tensor&, double) {
+  MLAB_FAIL("LatentKvCache holds the MLA latent, not K/V: it is filled and attended by MlaAttention");
+}
+
+at::Tensor LatentKvCache::latent() const { return c_.narrow(1, 0, size_); }
+at::Tensor LatentKvCache::k_rope() const { return k_rope_.narrow(2, 0, size_); }
+at::Tensor LatentKvCache::image() const { return image_.narrow(1, 0, size_); }
+at::Tensor LatentKvCache::valid() const { return valid_.narrow(1, 0, size_); }
+
+at::Tensor LatentKvCache::mask(int64_t L) const {
+  const int64_t S = size_;
+  auto opts = valid_.options();
+  at::Tensor causal = compat::causal_mask(L, S, opts);
+  at::Tensor self = at::cat({at::zeros({L, S - L}, opts), at::eye(L, opts)}, 1);
+  return valid().view({valid_.size(0), 1, 1, S}).logical_and(causal).logical_or(self);
+}
+
+void LatentKvCache::keep(const at::Tensor& indices) {
+  TORCH_CHECK(c_.defined() && indices.dim() == 3 && indices.size(0) == c_.size(0) &&
+                  indices.size(1) == 1,
+              "LatentKvCache::keep: indices ", indices.sizes(), " must be [B, 1, S']");
+  const at::Tensor idx = indices.to(c_.device(), at::kLong).squeeze(1);  // [B, S']
+  c_ = latent().gather(1, idx.unsqueeze(-1).expand({-1, -1, c_.size(2)})).contiguous();
+  k_rope_ = k_rope()
+                .gather(2, idx.view({idx.size(0), 1, -1, 1})
+                               .expand({-1, k_rope_.size(1), -1, k_rope_.size(3)}))
+                .contiguous();
+  image_ = image().gather(1, idx).contiguous();
+  valid_ = valid().gather(1, idx).contiguous();
+  size_ = idx.size(1);
+  all_valid_ = false;
+}
+
+int64_t LatentKvCache::bytes() const {
+  if (!c_.defined()) return 0;
+  const int64_t B = c_.size(0);
+  const int64_t per_token =
+      c_.size(2) * c_.element_size() + k_rope_.size(1) * k_rope_.size(3) * k_rope_.element_size();
+  return B * size_ * per_token;
+}
+
+int64_t LatentKvCache::flag_bytes() const {
+  return c_.defined() ? (2 * c_.size(0) * size_ + 7) / 8 : 0;
+}
+
+int64_t LatentKvCache::reserved_bytes() const {
+  if (!c_.defined()) return 0;
+  return static_cast<int64_t>(c_.nbytes() + k_rope_.nbytes() + image_.nbytes() + valid_.nbytes());
+}
+
+}  // namespace mlab::models
