@@ -87,15 +87,31 @@ struct Cli {
         [this, &out] { action = [this, &out] { return run_quickstart(quickstart, out); }; });
 
     // --- declared, implemented by later issues ---
-    auto* convert = planned_command("convert", "Convert an MHA/GQA VLM to MLA (MHA2MLA-VLM)", "F6");
-    convert->add_option("--model", s1, "Input model directory")->required();
-    convert->add_option("--out", s2, "Output model directory")->required();
-    convert->add_option("--rope", s3, "Partial-RoPE strategy: mkl|high|low|uniform|2norm");
-    convert->add_option("--rope-dims", n1, "Kept RoPE dimensions per head");
-    convert->add_option("--d-kv", n2, "Latent dimension per KV head");
-    convert->add_option("--svd", s4, "SVD initialisation: md|joint|weight");
-    convert->add_option("--calib", s5, "Calibration data (interchange dataset dir)");
-    convert->add_option("--ranks", s6, "Load a partial-RoPE rank file instead of scoring");
+    auto conv = std::make_shared<ConvertOptions>();
+    auto* convert = app.add_subcommand("convert", "Convert an MHA/GQA VLM to MLA (MHA2MLA-VLM)");
+    convert->add_option("--model", conv->model, "Input model directory")->required();
+    convert->add_option("--out", conv->out, "Output model directory")->required();
+    convert->add_option("--rope", conv->rope, "Partial-RoPE strategy: mkl | 2norm | high | low | uniform")
+        ->capture_default_str();
+    convert->add_option("--rope-dims", conv->rope_dims, "RoPE dims kept per head (r)")
+        ->capture_default_str();
+    convert->add_option("--ranks", conv->ranks, "Rank file (configs/mha2mla/ranks/*.safetensors) instead of scoring");
+    convert->add_option("--stage", conv->stage, "1 = partial RoPE only, 2 = MLA")->capture_default_str();
+    convert->add_option("--d-kv", conv->d_kv, "Latent dims per KV head")->capture_default_str();
+    convert->add_option("--svd", conv->svd, "Latent init: md | joint | weight")->capture_default_str();
+    convert->add_option("--calib", conv->calib, "Calibration dataset dir (docs/formats.md)");
+    convert->add_option("--calib-limit", conv->calib_limit, "Calibration samples at most")
+        ->capture_default_str();
+    convert->add_option("--mkl-queries", conv->mkl_queries, "MKL: query positions per sample")
+        ->capture_default_str();
+    convert->add_option("--mkl-samples", conv->mkl_samples,
+                        "MKL: score on the first N calibration samples (0: all)")
+        ->capture_default_str();
+    convert->add_option("--device", conv->device, "cpu | cuda")->capture_default_str();
+    convert->add_option("--dtype", conv->dtype, "Model precision during conversion")->capture_default_str();
+    convert->add_option("--threads", conv->threads, "Intra-op threads (0: LibTorch default)");
+    convert->add_option("--report", conv->report, "Write losses, scores and timings as JSON");
+    convert->callback([this, conv, &out] { action = [conv, &out] { return run_convert(*conv, out); }; });
 
     auto* train = planned_command("train", "Two-stage parameter-efficient fine-tuning", "F8");
     train->add_option("--model", s1, "Model directory")->required();
@@ -266,12 +282,27 @@ struct Cli {
       action = [prompt_options, &out] { return run_prompt(*prompt_options, out); };
     });
 
-    auto* memory =
-        planned_command("memory", "Analytic KV-cache bytes of a method on a model", "F6");
-    memory->add_option("--config", s1, "config.json")->required();
-    memory->add_option("--method", s2, "Method spec, e.g. mha2mla:d_kv=64+quanto:bits=4")
+    auto memory_options = std::make_shared<MemoryOptions>();
+    auto* memory = app.add_subcommand(
+        "memory", "Analytic KV-cache bytes of a method on a model (paper Tables 1-2)");
+    memory->footer(
+        "Method specs: full | mha2mla:d_kv=N[,rope_dim=32] | quanto:bits=4|2[,group=64,"
+        "residual=128,quantize_rope=0] | hqq:bits=... (as quanto) | h2o:budget=F | tova:budget=F, "
+        "stacked with '+', e.g. mha2mla:d_kv=128+quanto:bits=4. Nominal bytes are the paper's "
+        "(elements x bits / 8); real bytes add the quantizer's bf16 scale and zero-point per group "
+        "and the full-precision residual window.");
+    memory->add_option("--config", memory_options->config, "config.json, or a model dir")
         ->required();
-    memory->add_option("--tokens", n1, "Cached tokens");
+    memory
+        ->add_option("--method", memory_options->method,
+                     "Method spec, e.g. mha2mla:d_kv=64+quanto:bits=4")
+        ->required();
+    memory->add_option("--tokens", memory_options->tokens, "Tokens of the sequence (N)")
+        ->capture_default_str();
+    memory->add_flag("--json", memory_options->json, "One JSON object");
+    memory->callback([this, memory_options, &out] {
+      action = [memory_options, &out] { return run_memory(*memory_options, out); };
+    });
 
     for (auto& p : planned) {
       p.app->callback([this, &p] {

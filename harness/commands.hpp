@@ -115,4 +115,39 @@ struct GenerateOptions {
 // `mla-bench generate`: greedy answer of a VLM to one prompt; prints it (or JSON).
 int run_generate(const GenerateOptions& options, std::ostream& out);
 
+struct MemoryOptions {
+  std::filesystem::path config;  // a config.json, or a model dir holding one
+  std::string method;            // method stack, e.g. mha2mla:d_kv=64+quanto:bits=4
+  int64_t tokens = 1024;         // cached tokens N (> 0)
+  bool json = false;             // one JSON object instead of text
+};
+// `mla-bench memory`: the analytic KV-cache memory of a method stack on a model
+// (methods/kv_memory.hpp): per token per layer and in total (all layers, N tokens), for the
+// original cache, the MHA-equivalent cache and the method (nominal and real bytes), and the
+// changes vs the original cache (Table 2 convention) and vs the MHA-equivalent cache (Table 1).
+// Throws UsageError for a malformed method spec or tokens <= 0, mlab::Error for an unreadable
+// config or options that do not fit the model.
+int run_memory(const MemoryOptions& options, std::ostream& out);
+
+struct ConvertOptions {
+  std::filesystem::path model;      // source model dir (GQA/MHA)
+  std::filesystem::path out;        // converted model dir
+  std::string rope = "2norm";       // high | low | uniform | 2norm | mkl
+  int64_t rope_dims = 32;           // r
+  std::filesystem::path ranks;      // rank file instead of scoring
+  int stage = 2;                    // 1 partial RoPE | 2 MLA
+  int64_t d_kv = 64;
+  std::string svd = "md";           // md | joint | weight
+  std::filesystem::path calib;      // dataset dir of calibration samples
+  int64_t calib_limit = 512;
+  int64_t mkl_queries = 64;
+  int64_t mkl_samples = 32;         // MKL scores on the first N calibration samples (0 = all)
+  std::string device = "cpu";
+  std::string dtype = "float32";    // conversion precision (SVD itself runs in f64)
+  int threads = 0;
+  std::filesystem::path report;     // JSON with losses, scores, timings
+};
+// `mla-bench convert`: exit 0, or 1 if a layer violated Theorem 2.1 (split loss > joint loss).
+int run_convert(const ConvertOptions& options, std::ostream& out);
+
 }  // namespace mlab::harness

@@ -1,0 +1,168 @@
+// `mla-bench convert`: MHA2MLA-VLM conversion of a model directory (methods/mha2mla), written as
+// a Hugging Face directory our runtime loads; prints the keep-set profile and the per-layer
+// truncation losses of the latent initialisation (split = MD-SVD vs joint: Theorem 2.1, Fig. 4).
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <ostream>
+
+#include "core/error.hpp"
+#include "core/progress.hpp"
+#include "datasets/dataset_reader.hpp"
+#include "harness/commands.hpp"
+#include "methods/mha2mla/mha2mla_converter.hpp"
+#include "models/image/rgb8_image.hpp"
+#include "models/nn/weights.hpp"
+
+namespace mlab::harness {
+namespace {
+
+// Calibration requests from a dataset dir (the interchange format; the task from dataset.json):
+// each sample's question with its images, at most `limit`.
+std::vector<models::VlmRequest> read_calibration(const std::filesystem::path& dir, int64_t limit) {
+  const auto meta_path = dir / "dataset.json";
+  std::ifstream in(meta_path);
+  MLAB_CHECK(in.good(), "--calib ", dir.string(), ": no dataset.json (expected a dataset dir, ",
+             "docs/formats.md)");
+  nlohmann::json meta;
+  try {
+    meta = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    MLAB_FAIL(meta_path.string(), ": invalid JSON (", e.what(), ")");
+  }
+  MLAB_CHECK(meta.contains("task") && meta["task"].is_string(), meta_path.string(),
+             ": no \"task\" string");
+  datasets::DatasetOptions options;
+  options.decode_images = true;
+  datasets::DatasetReader reader(dir, meta["task"].get<std::string>(), options);
+  std::vector<models::VlmRequest> requests;
+  datasets::Sample sample;
+  while ((limit <= 0 || static_cast<int64_t>(requests.size()) < limit) && reader.next(sample)) {
+    std::vector<image::Rgb8Image> images;
+    for (auto& p : sample.pixels) images.push_back(image::make_rgb8_image(p.width, p.height, p.rgb));
+    requests.push_back(models::VlmRequest::single(sample.question, std::move(images)));
+  }
+  return requests;
+}
+
+std::string percent(double x) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f%%", 100.0 * x);
+  return buf;
+}
+
+}  // namespace
+
+int run_convert(const ConvertOptions& o, std::ostream& out) {
+  if (o.threads > 0) at::set_num_threads(o.threads);
+  models::VlmOptions vo;
+  vo.device = c10::Device(o.device);
+  vo.dtype = models::parse_compute_dtype(o.dtype);
+  models::Vlm vlm = models::Vlm::load(o.model, vo);
+  methods::ConvertOptions co;
+  co.strategy = o.rope;
+  co.rope_dim = o.rope_dims;
+  co.ranks = o.ranks;
+  co.stage = o.stage;
+  co.d_kv = o.d_kv;
+  co.svd = o.svd;
+  co.mkl_queries = o.mkl_queries;
+  co.mkl_samples = o.mkl_samples;
+  std::vector<models::VlmRequest> calibration;
+  if (!o.calib.empty()) calibration = read_calibration(o.calib, o.calib_limit);
+  out << "convert " << o.model.string() << ": " << vlm.config().text.num_hidden_layers
+      << " layers, rope " << (o.ranks.empty() ? o.rope : o.ranks.string()) << " r=" << o.rope_dims
+      << ", stage " << o.stage;
+  if (o.stage == 2) out << ", d_kv=" << o.d_kv << ", svd " << o.svd;
+  out << ", " << calibration.size() << " calibration samples\n";
+  std::unique_ptr<Progress> bar;
+  std::string current;
+  const auto progress = [&](const std::string& stage, int64_t done, int64_t total) {
+    if (stage != current) {
+      if (bar) bar->finish();
+      ProgressOptions po;
+      po.label = stage;
+      po.tty = Progress::is_terminal(2);
+      bar = std::make_unique<Progress>(std::cerr, total, po);
+      current = stage;
+    }
+    bar->advance();
+    if (done == total) {
+      bar->finish();
+      bar.reset();
+      current.clear();
+    }
+  };
+  const auto report = methods::convert_to_mla(vlm, co, calibration, progress);
+  methods::save_converted(vlm, report, o.out);
+
+  // The kept frequencies by quarter of the spectrum (Fig. 5's profile, f = 0 highest).
+  const int64_t F = vlm.config().text.head_dim / 2;
+  std::vector<int64_t> quarter(4, 0);
+  int64_t kept = 0;
+  for (const auto& layer : report.mla.kept_frequencies) {
+    for (const auto& head : layer) {
+      for (auto f : head) {
+        ++quarter[std::min<int64_t>(3, f * 4 / F)];
+        ++kept;
+      }
+    }
+  }
+  out << "kept frequencies by quarter (f=0 highest): ";
+  for (int q = 0; q < 4; ++q) out << (q ? " / " : "") << percent(double(quarter[q]) / kept);
+  out << "\n";
+  bool theorem = true;
+  if (!report.losses.empty()) {
+    out << "layer  img split  img joint  txt split  txt joint  split/joint  (relative ||(W-W')X||^2)\n";
+    for (const auto& l : report.losses) {
+      const double split = l.split_image + l.split_text, joint = l.joint_image + l.joint_text;
+      const double ratio = joint > 0 ? split / joint : 1.0;
+      theorem &= split <= joint * (1 + 1e-9) + 1e-12;
+      auto rel = [](double loss, double energy) { return energy > 0 ? loss / energy : 0.0; };
+      char line[160];
+      std::snprintf(line, sizeof line, "%5lld  %9.3e  %9.3e  %9.3e  %9.3e  %11.4f\n",
+                    static_cast<long long>(l.layer), rel(l.split_image, l.energy_image),
+                    rel(l.joint_image, l.energy_image), rel(l.split_text, l.energy_text),
+                    rel(l.joint_text, l.energy_text), ratio);
+      out << line;
+    }
+    out << "Theorem 2.1 (split loss <= joint loss) in every layer: " << (theorem ? "yes" : "NO")
+        << "\n";
+  }
+  out << "timings: scores " << report.score_seconds << " s, calibration "
+      << report.calibration_seconds << " s, SVD " << report.svd_seconds << " s\n";
+  out << "wrote " << o.out.string() << "\n";
+  if (!o.report.empty()) {
+    nlohmann::json j = {{"kept_frequencies", report.mla.kept_frequencies},
+                        {"image_tokens", report.image_tokens},
+                        {"text_tokens", report.text_tokens},
+                        {"score_seconds", report.score_seconds},
+                        {"calibration_seconds", report.calibration_seconds},
+                        {"svd_seconds", report.svd_seconds},
+                        {"theorem_2_1_holds", theorem}};
+    nlohmann::json layers = nlohmann::json::array();
+    for (const auto& l : report.losses) {
+      layers.push_back({{"layer", l.layer}, {"split_image", l.split_image}, {"split_text", l.split_text},
+                        {"joint_image", l.joint_image}, {"joint_text", l.joint_text},
+                        {"weight_image", l.weight_image}, {"weight_text", l.weight_text},
+                        {"energy_image", l.energy_image}, {"energy_text", l.energy_text}});
+    }
+    j["layers"] = layers;
+    if (report.scores.defined()) {
+      const at::Tensor s = report.scores.contiguous();
+      j["scores"] = std::vector<double>(s.data_ptr<double>(), s.data_ptr<double>() + s.numel());
+      j["scores_shape"] = s.sizes().vec();
+    }
+    std::ofstream f(o.report);
+    MLAB_CHECK(f.good(), o.report.string(), ": cannot write");
+    f << j.dump(1) << "\n";
+  }
+  return theorem ? 0 : 1;
+}
+
+}  // namespace mlab::harness
