@@ -207,6 +207,10 @@ struct Cli {
                          "logits (f32) and generated ids to this .safetensors file");
     generate->add_option("--dump-inputs", gen->dump_inputs,
                          "Write only the model inputs to this .safetensors file (for --inputs)");
+    generate->add_option("--mla-decode", gen->mla_decode,
+                         "MHA2MLA models: decode by absorbed latent attention or K/V reconstruction")
+        ->check(CLI::IsMember({"absorbed", "reconstruct"}))
+        ->capture_default_str();
     generate->add_option("--warmup", gen->warmup, "Untimed generate runs before the measured one")
         ->capture_default_str();
     generate->add_flag("--json", gen->json, "Print one JSON line (text, tokens, timings)");

@@ -110,6 +110,7 @@ struct GenerateOptions {
   std::filesystem::path dump;         // write inputs, features, logits (.safetensors)
   std::filesystem::path dump_inputs;  // write only the model inputs (.safetensors)
   int warmup = 0;                     // untimed generate runs before the measured one
+  std::string mla_decode = "absorbed";  // converted (MLA) models: absorbed | reconstruct
   bool json = false;                  // one JSON line with text, tokens and timings
 };
 // `mla-bench generate`: greedy answer of a VLM to one prompt; prints it (or JSON).

@@ -18,6 +18,7 @@
 #include "models/io/checkpoint.hpp"
 #include "models/io/tensor_io.hpp"
 #include "models/nn/weights.hpp"
+#include "models/runtime/mla_attention.hpp"
 #include "models/runtime/vlm.hpp"
 
 namespace mlab::harness {
@@ -134,6 +135,12 @@ int run_generate(const GenerateOptions& o, std::ostream& out) {
   vo.pillow = image::parse_pillow_pass_order(o.pillow);
   const auto t0 = std::chrono::steady_clock::now();
   models::Vlm vlm = models::Vlm::load(o.model, vo);
+  for (auto& layer : vlm.decoder().layers()) {
+    if (auto* mla = dynamic_cast<models::MlaAttention*>(layer.attention.get())) {
+      mla->decode = o.mla_decode == "reconstruct" ? models::MlaDecode::kReconstruct
+                                                  : models::MlaDecode::kAbsorbed;
+    }
+  }
   const double load_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 

@@ -1,6 +1,7 @@
 // MHA2MLA-VLM partial RoPE (F6, specs/method.md §2): keep-sets of the fixed strategies, the q/k
 // re-layout of §2.6, the converted MKL rank files of configs/mha2mla/ranks, ranks from scores and
 // the 2-norm scorer against a brute-force computation.
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <numeric>
@@ -9,6 +10,7 @@
 
 #include "core/error.hpp"
 #include "methods/mha2mla/partial_rope.hpp"
+#include "models/io/checkpoint.hpp"
 #include "models/io/tensor_io.hpp"
 #include "tests/support/catch_torch.hpp"
 
@@ -208,6 +210,28 @@ TEST_CASE("partial rope: the converted MKL rank files", "[mha2mla][partial_rope]
         Vec{0, 2, 3, 4, 5, 7, 8, 10, 12, 14, 15, 17, 18, 20, 22, 38});
   CHECK(k32("Qwen2.5-VL-7B-Instruct.safetensors", 28, 4, 27, 3) ==
         Vec{0, 1, 4, 8, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 22, 23});
+  // The re-layout against the authors' construction (patching_model_load.py:reorder_matrix_rows
+  // on partial_rope_mask's masks): mask = rank < r/2 over the 128-wide rank, q mask = the k mask
+  // repeat_interleave'd over the G heads of a group, rows = [where(mask), where(!mask)].
+  {
+    const fs::path next = ranks_dir() / "llama3-llava-next-8b-hf.safetensors";
+    const at::Tensor half = mlab::models::Checkpoint::open(next).get("ranks");
+    const at::Tensor rank128 = at::cat({half, half}, 2).to(at::kLong);  // [32, 8, 128]
+    const KeepSets ks = load_rank_file(next, 32, 32, 8);
+    for (int64_t l : {0, 5, 31}) {
+      const at::Tensor kmask = rank128[l].lt(16);                        // [8, 128]
+      const at::Tensor qmask = kmask.repeat_interleave(4, 0).flatten();  // [32 * 128]
+      const at::Tensor q = at::cat({at::where(qmask)[0], at::where(qmask.logical_not())[0]});
+      const at::Tensor kf = kmask.flatten();
+      auto vec = [](const at::Tensor& t) {
+        const at::Tensor c = t.contiguous();
+        return Vec(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
+      };
+      CHECK(ks.q_permutation(l, 32) == vec(q));
+      CHECK(ks.k_rope_rows(l) == vec(at::where(kf)[0]));
+      CHECK(ks.k_nope_rows(l) == vec(at::where(kf.logical_not())[0]));
+    }
+  }
   // Qwen2.5-VL by M-RoPE section, t (f 0-15) / h (16-39) / w (40-63): 1324 / 467 / 1 (specs §2.3).
   const KeepSets q = load_rank_file(ranks_dir() / "Qwen2.5-VL-7B-Instruct.safetensors", 32, 28, 4);
   Vec sections(3, 0);
