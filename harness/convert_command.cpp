@@ -44,7 +44,8 @@ std::vector<models::VlmRequest> read_calibration(const std::filesystem::path& di
   datasets::Sample sample;
   while ((limit <= 0 || static_cast<int64_t>(requests.size()) < limit) && reader.next(sample)) {
     std::vector<image::Rgb8Image> images;
-    for (auto& p : sample.pixels) images.push_back(image::make_rgb8_image(p.width, p.height, p.rgb));
+    for (auto& p : sample.pixels)
+      images.push_back(image::make_rgb8_image(p.width, p.height, p.rgb));
     requests.push_back(models::VlmRequest::single(sample.question, std::move(images)));
   }
   return requests;
@@ -118,7 +119,8 @@ int run_convert(const ConvertOptions& o, std::ostream& out) {
   out << "\n";
   bool theorem = true;
   if (!report.losses.empty()) {
-    out << "layer  img split  img joint  txt split  txt joint  split/joint  (relative ||(W-W')X||^2)\n";
+    out << "layer  img split  img joint  txt split  txt joint  split/joint  (relative "
+           "||(W-W')X||^2)\n";
     for (const auto& l : report.losses) {
       const double split = l.split_image + l.split_text, joint = l.joint_image + l.joint_text;
       const double ratio = joint > 0 ? split / joint : 1.0;
@@ -147,10 +149,15 @@ int run_convert(const ConvertOptions& o, std::ostream& out) {
                         {"theorem_2_1_holds", theorem}};
     nlohmann::json layers = nlohmann::json::array();
     for (const auto& l : report.losses) {
-      layers.push_back({{"layer", l.layer}, {"split_image", l.split_image}, {"split_text", l.split_text},
-                        {"joint_image", l.joint_image}, {"joint_text", l.joint_text},
-                        {"weight_image", l.weight_image}, {"weight_text", l.weight_text},
-                        {"energy_image", l.energy_image}, {"energy_text", l.energy_text}});
+      layers.push_back({{"layer", l.layer},
+                        {"split_image", l.split_image},
+                        {"split_text", l.split_text},
+                        {"joint_image", l.joint_image},
+                        {"joint_text", l.joint_text},
+                        {"weight_image", l.weight_image},
+                        {"weight_text", l.weight_text},
+                        {"energy_image", l.energy_image},
+                        {"energy_text", l.energy_text}});
     }
     j["layers"] = layers;
     if (report.scores.defined()) {

@@ -6,9 +6,10 @@
 //   D = W U_s diag(s)^1/2 = U_d diag(d) V_d^T, up = U_d,r diag(d_r)^1/2,
 //   down = diag(d_r)^1/2 V_d,r^T diag(s)^-1/2 U_s^T — the minimiser of ||(W - up down) X||_F.
 // MD-SVD runs it once per modality (S_image, S_text); "joint" runs it on S_image + S_text.
-// All in f64 with a symmetric eigendecomposition and eigenvalues clamped at eps * max (the
-// authors use f32 SVD and explicit inverses with no clamp; same result when S is well
-// conditioned, finite when it is not).
+// All in f64, computed as the top eigenvectors of W S W^T (md_svd.cpp shows the factors are
+// Algorithm 1's): the authors use f32 SVDs of S and of D and explicit inverses with no clamp; the
+// result is the same when S is well conditioned and stays finite when it is not (eigenvalues of
+// W S W^T below eps * max are clamped).
 #include <ATen/core/Tensor.h>
 
 namespace mlab::methods {

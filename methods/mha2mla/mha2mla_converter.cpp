@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <future>
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
@@ -33,8 +34,8 @@ double seconds_since(Clock::time_point t) {
 // An attention layer that shows its inputs to a hook, then runs the wrapped layer unchanged.
 class ObservedAttention final : public AttentionLayer {
  public:
-  using Hook = std::function<void(const at::Tensor&, const models::RopeTables&,
-                                  const models::TokenInfo&)>;
+  using Hook =
+      std::function<void(const at::Tensor&, const models::RopeTables&, const models::TokenInfo&)>;
   ObservedAttention(std::unique_ptr<AttentionLayer> inner, Hook hook)
       : inner_(std::move(inner)), hook_(std::move(hook)) {}
   at::Tensor forward(const at::Tensor& x, const models::RopeTables& rope,
@@ -53,8 +54,9 @@ class ObservedAttention final : public AttentionLayer {
   Hook hook_;
 };
 
-using LayerHook = std::function<void(int64_t layer, const AttentionLayer& inner, const at::Tensor& x,
-                                     const models::RopeTables&, const models::TokenInfo&)>;
+using LayerHook =
+    std::function<void(int64_t layer, const AttentionLayer& inner, const at::Tensor& x,
+                       const models::RopeTables&, const models::TokenInfo&)>;
 
 // Runs every calibration request (one at a time) through `vlm` with `hook` on every layer.
 void run_calibration(models::Vlm& vlm, std::span<const models::VlmRequest> requests,
@@ -66,23 +68,42 @@ void run_calibration(models::Vlm& vlm, std::span<const models::VlmRequest> reque
     const AttentionLayer* inner = layers[i].attention.get();
     auto wrapped = std::make_unique<ObservedAttention>(
         std::move(layers[i].attention),
-        [&hook, i, inner](const at::Tensor& x, const models::RopeTables& r, const models::TokenInfo& t) {
+        [&hook, i, inner](const at::Tensor& x, const models::RopeTables& r,
+                          const models::TokenInfo& t) {
           hook(static_cast<int64_t>(i), *inner, x, r, t);
         });
     observed.push_back(wrapped.get());
     layers[i].attention = std::move(wrapped);
   }
   try {
+    // Tokenising and image preprocessing (CPU) of request n + 1 overlap the forward of request n.
+    auto prepare = [&vlm, requests](std::size_t n) { return vlm.prepare(requests.subspan(n, 1)); };
+    std::future<models::VlmInputs> next;
+    if (!requests.empty()) next = std::async(std::launch::async, prepare, std::size_t{0});
     for (std::size_t n = 0; n < requests.size(); ++n) {
-      const auto inputs = vlm.prepare(requests.subspan(n, 1));
+      const models::VlmInputs inputs = next.get();
+      if (n + 1 < requests.size()) next = std::async(std::launch::async, prepare, n + 1);
       vlm.prefill(inputs);
-      if (progress) progress(stage, static_cast<int64_t>(n + 1), static_cast<int64_t>(requests.size()));
+      if (progress)
+        progress(stage, static_cast<int64_t>(n + 1), static_cast<int64_t>(requests.size()));
     }
   } catch (...) {
     for (std::size_t i = 0; i < layers.size(); ++i) layers[i].attention = observed[i]->release();
     throw;
   }
   for (std::size_t i = 0; i < layers.size(); ++i) layers[i].attention = observed[i]->release();
+}
+
+// X^T X in f64 for the rows X: any [T, E]. A bf16/f16 X on CUDA goes through a tensor-core GEMM
+// with f32 accumulation and output (the products of 16-bit values are exact in f32), the sum then
+// joins the f64 accumulator; otherwise the GEMM runs in f64.
+at::Tensor second_moment(const at::Tensor& x) {
+  const auto st = x.scalar_type();
+  if (x.is_cuda() && (st == at::kBFloat16 || st == at::kHalf)) {
+    return at::mm(x.transpose(0, 1), x, at::kFloat).to(at::kDouble);
+  }
+  const at::Tensor x64 = x.to(at::kDouble);
+  return at::mm(x64.transpose(0, 1), x64);
 }
 
 const GqaAttention& as_gqa(const AttentionLayer& layer) {
@@ -109,8 +130,9 @@ void check_options(const ConvertOptions& o, const models::TextConfig& c) {
     const int64_t rows = c.num_key_value_heads * (2 * c.head_dim - o.rope_dim);
     const int64_t max_dkv = std::min(rows, c.hidden_size) / c.num_key_value_heads;
     MLAB_CHECK(o.d_kv > 0 && o.d_kv <= max_dkv, "mha2mla: d_kv ", o.d_kv, " must be in [1, ",
-               max_dkv, "] (n_kv * d_kv may not exceed min(n_kv * (2 * head_dim - rope_dim) = ",
-               rows, ", hidden_size = ", c.hidden_size, "))");
+               max_dkv,
+               "] (n_kv * d_kv may not exceed min(n_kv * (2 * head_dim - rope_dim) = ", rows,
+               ", hidden_size = ", c.hidden_size, "))");
   }
   parse_rope_strategy(o.strategy);  // throws with the known names
 }
@@ -131,37 +153,40 @@ KeepSets choose_keep_sets(models::Vlm& vlm, const ConvertOptions& o,
   const auto start = Clock::now();
   if (strategy == RopeStrategy::kTwoNorm) {
     TwoNormScorer scorer(L, H, Hk, D);
-    run_calibration(vlm, calibration,
-                    [&](int64_t l, const AttentionLayer& inner, const at::Tensor& x,
-                        const models::RopeTables&, const models::TokenInfo& t) {
-                      const auto& g = as_gqa(inner);
-                      const at::Tensor xs = valid_rows(x, t);
-                      scorer.add(l, models::nn::linear(xs, g.q_weight, g.q_bias).view({-1, H, D}),
-                                 models::nn::linear(xs, g.k_weight, g.k_bias).view({-1, Hk, D}));
-                    },
-                    "2-norm scores", progress);
+    run_calibration(
+        vlm, calibration,
+        [&](int64_t l, const AttentionLayer& inner, const at::Tensor& x, const models::RopeTables&,
+            const models::TokenInfo& t) {
+          const auto& g = as_gqa(inner);
+          const at::Tensor xs = valid_rows(x, t);
+          scorer.add(l, models::nn::linear(xs, g.q_weight, g.q_bias).view({-1, H, D}),
+                     models::nn::linear(xs, g.k_weight, g.k_bias).view({-1, Hk, D}));
+        },
+        "2-norm scores", progress);
     report.scores = scorer.scores();
   } else {
     bool any_image = false;
     MklScorer scorer(L, H, Hk, D, o.mkl_queries);
-    const auto subset = o.mkl_samples > 0 && static_cast<std::size_t>(o.mkl_samples) < calibration.size()
-                            ? calibration.subspan(0, static_cast<std::size_t>(o.mkl_samples))
-                            : calibration;
-    run_calibration(vlm, subset,
-                    [&](int64_t l, const AttentionLayer& inner, const at::Tensor& x,
-                        const models::RopeTables& rope, const models::TokenInfo& t) {
-                      const auto& g = as_gqa(inner);
-                      if (l == 0 && t.image.defined()) any_image |= t.image.any().item<bool>();
-                      const int64_t Lx = x.size(1);
-                      auto rotated = [&](const at::Tensor& w, const std::optional<at::Tensor>& b,
-                                         int64_t heads) {
-                        at::Tensor y = models::nn::linear(x, w, b).view({1, Lx, heads, D}).transpose(1, 2);
-                        y = models::nn::apply_rotary(y, rope.cos, rope.sin).transpose(1, 2);
-                        return valid_rows(y.reshape({1, Lx, heads * D}), t).view({-1, heads, D});
-                      };
-                      scorer.add(l, rotated(g.q_weight, g.q_bias, H), rotated(g.k_weight, g.k_bias, Hk));
-                    },
-                    "MKL scores", progress);
+    const auto subset =
+        o.mkl_samples > 0 && static_cast<std::size_t>(o.mkl_samples) < calibration.size()
+            ? calibration.subspan(0, static_cast<std::size_t>(o.mkl_samples))
+            : calibration;
+    run_calibration(
+        vlm, subset,
+        [&](int64_t l, const AttentionLayer& inner, const at::Tensor& x,
+            const models::RopeTables& rope, const models::TokenInfo& t) {
+          const auto& g = as_gqa(inner);
+          if (l == 0 && t.image.defined()) any_image |= t.image.any().item<bool>();
+          const int64_t Lx = x.size(1);
+          auto rotated = [&](const at::Tensor& w, const std::optional<at::Tensor>& b,
+                             int64_t heads) {
+            at::Tensor y = models::nn::linear(x, w, b).view({1, Lx, heads, D}).transpose(1, 2);
+            y = models::nn::apply_rotary(y, rope.cos, rope.sin).transpose(1, 2);
+            return valid_rows(y.reshape({1, Lx, heads * D}), t).view({-1, heads, D});
+          };
+          scorer.add(l, rotated(g.q_weight, g.q_bias, H), rotated(g.k_weight, g.k_bias, Hk));
+        },
+        "MKL scores", progress);
     MLAB_CHECK(any_image, "mha2mla: MKL is the multimodal criterion: the calibration data has no ",
                "image tokens (give samples with images)");
     report.scores = scorer.scores();
@@ -171,7 +196,8 @@ KeepSets choose_keep_sets(models::Vlm& vlm, const ConvertOptions& o,
 }
 
 // §2.6: the stage-1 layer of a GQA layer for the kept frequencies of `layer`.
-std::unique_ptr<MlaAttention> stage1_layer(const GqaAttention& g, const KeepSets& ks, int64_t layer) {
+std::unique_ptr<MlaAttention> stage1_layer(const GqaAttention& g, const KeepSets& ks,
+                                           int64_t layer) {
   auto m = std::make_unique<MlaAttention>();
   m->heads = g.heads;
   m->kv_heads = g.kv_heads;
@@ -256,23 +282,23 @@ ConvertReport convert_to_mla(models::Vlm& vlm, const ConvertOptions& o,
       s_img.push_back(at::zeros({E, E}, f64));
       s_txt.push_back(at::zeros({E, E}, f64));
     }
-    run_calibration(vlm, calibration,
-                    [&](int64_t l, const AttentionLayer&, const at::Tensor& x,
-                        const models::RopeTables&, const models::TokenInfo& t) {
-                      const at::Tensor xs = valid_rows(x, t).to(at::kDouble);
-                      at::Tensor img = t.image.defined()
-                                           ? t.image.select(0, 0)
-                                           : at::zeros({x.size(1)}, x.options().dtype(at::kBool));
-                      if (t.valid.defined()) img = img.index({t.valid.select(0, 0)});
-                      const at::Tensor xi = xs.index({img}), xt = xs.index({img.logical_not()});
-                      s_img[l] += at::matmul(xi.transpose(0, 1), xi);
-                      s_txt[l] += at::matmul(xt.transpose(0, 1), xt);
-                      if (l == 0) {
-                        report.image_tokens += xi.size(0);
-                        report.text_tokens += xt.size(0);
-                      }
-                    },
-                    "MD-SVD calibration", progress);
+    run_calibration(
+        vlm, calibration,
+        [&](int64_t l, const AttentionLayer&, const at::Tensor& x, const models::RopeTables&,
+            const models::TokenInfo& t) {
+          const at::Tensor xs = valid_rows(x, t);
+          at::Tensor img = t.image.defined() ? t.image.select(0, 0)
+                                             : at::zeros({x.size(1)}, x.options().dtype(at::kBool));
+          if (t.valid.defined()) img = img.index({t.valid.select(0, 0)});
+          const at::Tensor xi = xs.index({img}), xt = xs.index({img.logical_not()});
+          s_img[l] += second_moment(xi);
+          s_txt[l] += second_moment(xt);
+          if (l == 0) {
+            report.image_tokens += xi.size(0);
+            report.text_tokens += xt.size(0);
+          }
+        },
+        "MD-SVD calibration", progress);
     report.calibration_samples = static_cast<int64_t>(calibration.size());
     report.calibration_seconds = seconds_since(start);
     MLAB_CHECK(o.svd != "md" || report.image_tokens > 0, "mha2mla: MD-SVD needs image tokens in ",
@@ -329,11 +355,13 @@ void save_converted(const models::Vlm& vlm, const ConvertReport& report,
                     const std::filesystem::path& out) {
   namespace fs = std::filesystem;
   const fs::path src = vlm.dir();
-  MLAB_CHECK(fs::absolute(src) != fs::absolute(out), "convert: --out must differ from the model dir");
+  MLAB_CHECK(fs::absolute(src) != fs::absolute(out),
+             "convert: --out must differ from the model dir");
   fs::create_directories(out);
   for (const auto& entry : fs::directory_iterator(src)) {
     const auto name = entry.path().filename().string();
-    if (!entry.is_regular_file() || name == "config.json" || name.find(".safetensors") != std::string::npos) {
+    if (!entry.is_regular_file() || name == "config.json" ||
+        name.find(".safetensors") != std::string::npos) {
       continue;
     }
     fs::copy_file(entry.path(), out / name, fs::copy_options::overwrite_existing);

@@ -17,16 +17,16 @@
 namespace mlab::methods {
 
 struct ConvertOptions {
-  std::string strategy = "2norm";      // high | low | uniform | 2norm | mkl
-  int64_t rope_dim = 32;               // r: RoPE dims kept per head
-  int64_t uniform_start = 0;           // uniform: first kept dim
-  std::filesystem::path ranks;         // a rank file (configs/mha2mla/ranks/): no scoring pass
-  int stage = 2;                       // 1: partial RoPE only; 2: MLA
-  int64_t d_kv = 64;                   // latent per KV head (d_c = H_kv * d_kv)
-  std::string svd = "md";              // md | joint | weight
-  double eig_eps = 1e-10;              // covariance eigenvalues clamped at eps * max
-  int64_t mkl_queries = 64;            // query positions sampled per calibration sequence
-  int64_t mkl_samples = 32;            // MKL scores the first N calibration samples (0 = all)
+  std::string strategy = "2norm";  // high | low | uniform | 2norm | mkl
+  int64_t rope_dim = 32;           // r: RoPE dims kept per head
+  int64_t uniform_start = 0;       // uniform: first kept dim
+  std::filesystem::path ranks;     // a rank file (configs/mha2mla/ranks/): no scoring pass
+  int stage = 2;                   // 1: partial RoPE only; 2: MLA
+  int64_t d_kv = 64;               // latent per KV head (d_c = H_kv * d_kv)
+  std::string svd = "md";          // md | joint | weight
+  double eig_eps = 1e-10;          // covariance eigenvalues clamped at eps * max
+  int64_t mkl_queries = 64;        // query positions sampled per calibration sequence
+  int64_t mkl_samples = 32;        // MKL scores the first N calibration samples (0 = all)
 };
 
 // Per-layer truncation losses ||(W - W') X_m||_F^2 of the K/V latent, relative to ||W X_m||^2

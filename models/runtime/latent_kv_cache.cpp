@@ -68,11 +68,13 @@ void LatentKvCache::append_latent(const at::Tensor& c, const at::Tensor& k_rope,
 }
 
 void LatentKvCache::append(const at::Tensor&, const at::Tensor&, const at::Tensor&) {
-  MLAB_FAIL("LatentKvCache holds the MLA latent, not K/V: it is filled and attended by MlaAttention");
+  MLAB_FAIL(
+      "LatentKvCache holds the MLA latent, not K/V: it is filled and attended by MlaAttention");
 }
 
 at::Tensor LatentKvCache::attend(const at::Tensor&, double) {
-  MLAB_FAIL("LatentKvCache holds the MLA latent, not K/V: it is filled and attended by MlaAttention");
+  MLAB_FAIL(
+      "LatentKvCache holds the MLA latent, not K/V: it is filled and attended by MlaAttention");
 }
 
 at::Tensor LatentKvCache::latent() const { return c_.narrow(1, 0, size_); }
@@ -89,15 +91,17 @@ at::Tensor LatentKvCache::mask(int64_t L) const {
 }
 
 void LatentKvCache::keep(const at::Tensor& indices) {
-  TORCH_CHECK(c_.defined() && indices.dim() == 3 && indices.size(0) == c_.size(0) &&
-                  indices.size(1) == 1,
-              "LatentKvCache::keep: indices ", indices.sizes(), " must be [B, 1, S']");
+  TORCH_CHECK(
+      c_.defined() && indices.dim() == 3 && indices.size(0) == c_.size(0) && indices.size(1) == 1,
+      "LatentKvCache::keep: indices ", indices.sizes(), " must be [B, 1, S']");
   const at::Tensor idx = indices.to(c_.device(), at::kLong).squeeze(1);  // [B, S']
   c_ = latent().gather(1, idx.unsqueeze(-1).expand({-1, -1, c_.size(2)})).contiguous();
-  k_rope_ = k_rope()
-                .gather(2, idx.view({idx.size(0), 1, -1, 1})
-                               .expand({-1, k_rope_.size(1), -1, k_rope_.size(3)}))
-                .contiguous();
+  k_rope_ =
+      k_rope()
+          .gather(
+              2,
+              idx.view({idx.size(0), 1, -1, 1}).expand({-1, k_rope_.size(1), -1, k_rope_.size(3)}))
+          .contiguous();
   image_ = image().gather(1, idx).contiguous();
   valid_ = valid().gather(1, idx).contiguous();
   size_ = idx.size(1);

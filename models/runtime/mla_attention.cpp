@@ -38,22 +38,25 @@ std::optional<MlaConfig> MlaConfig::from_model_config(const ModelConfig& config)
     m.d_kv = j.value("low_rank", int64_t{0});
     m.strategy = j.value("partial_rope_version", std::string());
     m.svd_init = j.value("svd_init_method", std::string());
-    m.kept_frequencies = j.at("mlab_kept_frequencies").get<std::vector<std::vector<std::vector<int64_t>>>>();
+    m.kept_frequencies =
+        j.at("mlab_kept_frequencies").get<std::vector<std::vector<std::vector<int64_t>>>>();
   } catch (const nlohmann::json::exception& e) {
     MLAB_FAIL("config.json: \"mha2mla\": ", e.what());
   }
   const auto& t = config.text;
-  MLAB_CHECK(m.stage == 1 || m.stage == 2, "config.json: mha2mla.stage must be 1 or 2, got ", m.stage);
+  MLAB_CHECK(m.stage == 1 || m.stage == 2, "config.json: mha2mla.stage must be 1 or 2, got ",
+             m.stage);
   MLAB_CHECK(m.rope_dim > 0 && m.rope_dim % 2 == 0 && m.rope_dim <= t.head_dim,
-             "config.json: mha2mla.rope_dim_for_mla ", m.rope_dim, " must be even in (0, ", t.head_dim, "]");
+             "config.json: mha2mla.rope_dim_for_mla ", m.rope_dim, " must be even in (0, ",
+             t.head_dim, "]");
   MLAB_CHECK(m.stage == 1 || m.d_kv > 0, "config.json: mha2mla.low_rank must be positive");
   MLAB_CHECK(static_cast<int64_t>(m.kept_frequencies.size()) == t.num_hidden_layers,
              "config.json: mha2mla.mlab_kept_frequencies has ", m.kept_frequencies.size(),
              " layers, the model ", t.num_hidden_layers);
   for (const auto& layer : m.kept_frequencies) {
     MLAB_CHECK(static_cast<int64_t>(layer.size()) == t.num_key_value_heads,
-               "config.json: mha2mla.mlab_kept_frequencies: ", layer.size(), " KV heads, the model ",
-               t.num_key_value_heads);
+               "config.json: mha2mla.mlab_kept_frequencies: ", layer.size(),
+               " KV heads, the model ", t.num_key_value_heads);
     for (const auto& head : layer) {
       MLAB_CHECK(static_cast<int64_t>(head.size()) == m.rope_dim / 2,
                  "config.json: mha2mla.mlab_kept_frequencies: ", head.size(),
@@ -86,7 +89,8 @@ std::unique_ptr<MlaAttention> MlaAttention::load(Weights& w, const TextConfig& c
   a->kv_heads = c.num_key_value_heads;
   a->head_dim = c.head_dim;
   a->rope_dim = mla.rope_dim;
-  const int64_t E = c.hidden_size, D = c.head_dim, r = mla.rope_dim, Hq = a->heads, Hk = a->kv_heads;
+  const int64_t E = c.hidden_size, D = c.head_dim, r = mla.rope_dim, Hq = a->heads,
+                Hk = a->kv_heads;
   a->q_weight = w.take(prefix + "q_proj.weight", {Hq * D, E});
   a->k_rope_weight = w.take(prefix + "k_r_proj.weight", {Hk * r, E});
   if (c.attention_bias) {
@@ -180,15 +184,14 @@ at::Tensor MlaAttention::attend_reconstruct(const at::Tensor& q_rope, const at::
   }
   if (impl == AttentionImpl::kEager) {
     const int64_t group = heads / kv_heads;
-    return std::get<0>(compat::attention_with_weights(q, k.repeat_interleave(group, 1),
-                                                      v.repeat_interleave(group, 1), mask, causal,
-                                                      scale));
+    return std::get<0>(compat::attention_with_weights(
+        q, k.repeat_interleave(group, 1), v.repeat_interleave(group, 1), mask, causal, scale));
   }
   return compat::sdpa_gqa(q, k, v, mask, causal, scale);
 }
 
-// specs/method.md §5.2: logit = (q_rope . k_rope + (W_uk^m[g]^T q_nope) . c + q_nope . b_k^m[g]) / sqrt(D);
-// o = sum_m W_uv^m[g] (sum_{s in m} p_s c_s) + P^m b_v^m[g].
+// specs/method.md §5.2: logit = (q_rope . k_rope + (W_uk^m[g]^T q_nope) . c + q_nope . b_k^m[g]) /
+// sqrt(D); o = sum_m W_uv^m[g] (sum_{s in m} p_s c_s) + P^m b_v^m[g].
 at::Tensor MlaAttention::attend_absorbed(const at::Tensor& q_rope, const at::Tensor& q_nope,
                                          const LatentKvCache& cache) const {
   const at::Tensor c = cache.latent();  // [B, S, d_c]
@@ -197,7 +200,7 @@ at::Tensor MlaAttention::attend_absorbed(const at::Tensor& q_rope, const at::Ten
   // Group the query heads by KV head: [B, H_kv, G*L, .]
   const at::Tensor qr = q_rope.reshape({B, Hk, G * L, r});
   const at::Tensor qn = q_nope.reshape({B, Hk, G * L, D - r});
-  const at::Tensor ct = c.unsqueeze(1).transpose(-1, -2);  // [B, 1, d_c, S]
+  const at::Tensor ct = c.unsqueeze(1).transpose(-1, -2);                // [B, 1, d_c, S]
   at::Tensor scores = at::matmul(qr, cache.k_rope().transpose(-1, -2));  // [B, H_kv, GL, S]
   auto latent_scores = [&](const MlaBranch& b) {
     const at::Tensor wk = b.up_k.view({Hk, D - r, dc});
@@ -211,16 +214,17 @@ at::Tensor MlaAttention::attend_absorbed(const at::Tensor& q_rope, const at::Ten
   const at::Tensor img = cache.image().view({B, 1, 1, S});
   if (cache.has_image()) lat = at::where(img, latent_scores(image), lat);
   scores = (scores + lat).to(at::kFloat) * (1.0 / std::sqrt(static_cast<double>(D)));
-  const at::Tensor mask = cache.mask(L)                           // [B, 1, L, S]
-                              .unsqueeze(2)                       // [B, 1, 1, L, S]
+  const at::Tensor mask = cache
+                              .mask(L)       // [B, 1, L, S]
+                              .unsqueeze(2)  // [B, 1, 1, L, S]
                               .expand({B, Hk, G, L, S})
                               .reshape({B, Hk, G * L, S});
   scores = scores.masked_fill(mask.logical_not(), -std::numeric_limits<float>::infinity());
   const at::Tensor p = at::softmax(scores, -1).to(c.scalar_type());  // [B, H_kv, GL, S]
   auto output = [&](const MlaBranch& b, const at::Tensor& pm) {
-    const at::Tensor u = at::matmul(pm, c.unsqueeze(1));                    // [B, H_kv, GL, d_c]
-    const at::Tensor wv = b.up_v.view({Hk, D, dc}).transpose(-1, -2);     // [H_kv, d_c, D]
-    at::Tensor o = at::matmul(u, wv);                                       // [B, H_kv, GL, D]
+    const at::Tensor u = at::matmul(pm, c.unsqueeze(1));               // [B, H_kv, GL, d_c]
+    const at::Tensor wv = b.up_v.view({Hk, D, dc}).transpose(-1, -2);  // [H_kv, d_c, D]
+    at::Tensor o = at::matmul(u, wv);                                  // [B, H_kv, GL, D]
     if (b.v_bias) o = o + pm.sum(-1, true) * b.v_bias->view({1, Hk, 1, D});
     return o;
   };

@@ -24,9 +24,9 @@ namespace mlab::models {
 
 // One modality's low-rank K/V path.
 struct MlaBranch {
-  std::optional<at::Tensor> down;  // any [d_c, E]; nullopt in stage 1 (the latent is x itself)
-  at::Tensor up_k;                 // any [H_kv * (D - r), d_c]
-  at::Tensor up_v;                 // any [H_kv * D, d_c]
+  std::optional<at::Tensor> down;    // any [d_c, E]; nullopt in stage 1 (the latent is x itself)
+  at::Tensor up_k;                   // any [H_kv * (D - r), d_c]
+  at::Tensor up_v;                   // any [H_kv * D, d_c]
   std::optional<at::Tensor> k_bias;  // any [H_kv * (D - r)] (Qwen2)
   std::optional<at::Tensor> v_bias;  // any [H_kv * D] (Qwen2)
 };
@@ -36,11 +36,11 @@ enum class MlaDecode { kAbsorbed, kReconstruct };
 
 // The `mha2mla` block of a converted model's config.json.
 struct MlaConfig {
-  int stage = 2;                // 1: partial RoPE only (no latent compression); 2: MLA
-  int64_t rope_dim = 32;        // r: RoPE dims kept per head (rope_dim_for_mla)
-  int64_t d_kv = 0;             // latent per KV head (low_rank); d_c = H_kv * d_kv (stage 2)
-  std::string strategy;         // partial_rope_version
-  std::string svd_init;         // md | joint | weight (stage 2)
+  int stage = 2;          // 1: partial RoPE only (no latent compression); 2: MLA
+  int64_t rope_dim = 32;  // r: RoPE dims kept per head (rope_dim_for_mla)
+  int64_t d_kv = 0;       // latent per KV head (low_rank); d_c = H_kv * d_kv (stage 2)
+  std::string strategy;   // partial_rope_version
+  std::string svd_init;   // md | joint | weight (stage 2)
   // Kept frequencies [layer][kv head] (ascending, r/2 each).
   std::vector<std::vector<std::vector<int64_t>>> kept_frequencies;
   // Parses config.raw["mha2mla"]; nullopt when absent. Throws mlab::Error naming the key.
@@ -65,14 +65,14 @@ class MlaAttention final : public AttentionLayer {
 
   // The tensors (public: the converter fills them, tests read them).
   int64_t heads = 0, kv_heads = 0, head_dim = 0, rope_dim = 0;
-  at::Tensor q_weight;                // any [H*D, E], rows permuted (RoPE rows, then NoPE rows)
-  std::optional<at::Tensor> q_bias;   // any [H*D] (Qwen2), permuted alike
-  at::Tensor k_rope_weight;           // any [H_kv*r, E]
+  at::Tensor q_weight;               // any [H*D, E], rows permuted (RoPE rows, then NoPE rows)
+  std::optional<at::Tensor> q_bias;  // any [H*D] (Qwen2), permuted alike
+  at::Tensor k_rope_weight;          // any [H_kv*r, E]
   std::optional<at::Tensor> k_rope_bias;
   MlaBranch text, image;
-  at::Tensor o_weight;                // any [E, H*D]
+  at::Tensor o_weight;  // any [E, H*D]
   std::optional<at::Tensor> o_bias;
-  at::Tensor rope_index;              // i64 [H_kv, r]
+  at::Tensor rope_index;  // i64 [H_kv, r]
   MlaDecode decode = MlaDecode::kAbsorbed;
   AttentionImpl impl = AttentionImpl::kSdpa;
 

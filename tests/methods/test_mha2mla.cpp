@@ -46,9 +46,12 @@ void report(const std::string& what, double v) {
 // Calibration / evaluation prompts: images of the fixture with questions, and one text-only.
 std::vector<mlab::models::VlmRequest> requests(bool with_text_only = true) {
   std::vector<mlab::models::VlmRequest> r;
-  r.push_back(mlab::models::VlmRequest::single("What is in the image?", {mlab::test::pillow_input("large.jpg")}));
-  r.push_back(mlab::models::VlmRequest::single("Describe the colors in detail, please.", {mlab::test::pillow_input("tall.png")}));
-  r.push_back(mlab::models::VlmRequest::single("Is it gray?", {mlab::test::pillow_input("gray.png")}));
+  r.push_back(mlab::models::VlmRequest::single("What is in the image?",
+                                               {mlab::test::pillow_input("large.jpg")}));
+  r.push_back(mlab::models::VlmRequest::single("Describe the colors in detail, please.",
+                                               {mlab::test::pillow_input("tall.png")}));
+  r.push_back(
+      mlab::models::VlmRequest::single("Is it gray?", {mlab::test::pillow_input("gray.png")}));
   if (with_text_only) r.push_back(mlab::models::VlmRequest::single("Tell me a story about a dog."));
   return r;
 }
@@ -76,10 +79,13 @@ class MaskedRopeAttention final : public mlab::models::AttentionLayer {
     }
   }
   at::Tensor forward(const at::Tensor& x, const mlab::models::RopeTables& rope,
-                     const mlab::models::TokenInfo& tokens, mlab::models::KvCache& cache) const override {
+                     const mlab::models::TokenInfo& tokens,
+                     mlab::models::KvCache& cache) const override {
     const auto& g = dynamic_cast<const mlab::models::GqaAttention&>(*inner_);
     const int64_t B = x.size(0), L = x.size(1), D = g.head_dim, G = g.heads / g.kv_heads;
-    auto heads = [&](const at::Tensor& t, int64_t h) { return t.view({B, L, h, D}).transpose(1, 2); };
+    auto heads = [&](const at::Tensor& t, int64_t h) {
+      return t.view({B, L, h, D}).transpose(1, 2);
+    };
     const auto kmask = keep_.view({1, g.kv_heads, 1, D});
     const auto qmask = keep_.repeat_interleave(G, 0).view({1, g.heads, 1, D});
     auto rot = [&](const at::Tensor& t, const at::Tensor& m) {
@@ -91,9 +97,11 @@ class MaskedRopeAttention final : public mlab::models::AttentionLayer {
     const auto v = heads(mlab::models::nn::linear(x, g.v_weight, g.v_bias), g.kv_heads);
     cache.append(k, v, tokens.valid);
     const auto o = cache.attend(q, 1.0 / std::sqrt(double(D)));
-    return mlab::models::nn::linear(o.transpose(1, 2).reshape({B, L, g.heads * D}), g.o_weight, g.o_bias);
+    return mlab::models::nn::linear(o.transpose(1, 2).reshape({B, L, g.heads * D}), g.o_weight,
+                                    g.o_bias);
   }
-  std::unique_ptr<mlab::models::KvCache> make_cache(mlab::models::AttentionImpl impl, int64_t n) const override {
+  std::unique_ptr<mlab::models::KvCache> make_cache(mlab::models::AttentionImpl impl,
+                                                    int64_t n) const override {
     return inner_->make_cache(impl, n);
   }
 
@@ -110,7 +118,9 @@ void set_decode(Vlm& vlm, mlab::models::MlaDecode mode) {
 
 }  // namespace
 
-TEST_CASE("mha2mla: keeping every frequency at full rank reproduces the model, also after save + load", "[mha2mla]") {
+TEST_CASE(
+    "mha2mla: keeping every frequency at full rank reproduces the model, also after save + load",
+    "[mha2mla]") {
   for (const auto& family : families()) {
     INFO(family);
     Vlm vlm = Vlm::load(tiny(family));
@@ -134,7 +144,8 @@ TEST_CASE("mha2mla: keeping every frequency at full rank reproduces the model, a
   }
 }
 
-TEST_CASE("mha2mla: stage 1 equals the original model with RoPE removed on the dropped pairs", "[mha2mla]") {
+TEST_CASE("mha2mla: stage 1 equals the original model with RoPE removed on the dropped pairs",
+          "[mha2mla]") {
   for (const auto& family : families()) {
     for (const std::string strategy : {"high", "uniform", "2norm"}) {
       INFO(family << " " << strategy);
@@ -156,12 +167,15 @@ TEST_CASE("mha2mla: stage 1 equals the original model with RoPE removed on the d
       report(family + " " + strategy + " stage 1 vs masked-RoPE original", d);
       CHECK(d <= 1e-4);
       // Partial RoPE does change the model (the check above is not vacuous).
-      CHECK(rel_diff(prefill_logits(converted, in), prefill_logits(Vlm::load(tiny(family)), in)) > 1e-3);
+      CHECK(rel_diff(prefill_logits(converted, in), prefill_logits(Vlm::load(tiny(family)), in)) >
+            1e-3);
     }
   }
 }
 
-TEST_CASE("mha2mla: absorbed latent decode equals K/V reconstruction (batched, padded, image + text)", "[mha2mla]") {
+TEST_CASE(
+    "mha2mla: absorbed latent decode equals K/V reconstruction (batched, padded, image + text)",
+    "[mha2mla]") {
   for (const auto& family : families()) {
     INFO(family);
     Vlm vlm = Vlm::load(tiny(family));
@@ -193,17 +207,40 @@ TEST_CASE("mha2mla: absorbed latent decode equals K/V reconstruction (batched, p
     // The cache holds the latent: bytes = B * S * (d_c + n_kv r) * 4 (f32).
     const auto& t = vlm.config().text;
     const int64_t S = in.input_ids.size(1) + 6, B = in.input_ids.size(0);
-    CHECK(absorbed.caches[0]->bytes() == B * S * (t.num_key_value_heads * (o.d_kv + o.rope_dim)) * 4);
+    CHECK(absorbed.caches[0]->bytes() ==
+          B * S * (t.num_key_value_heads * (o.d_kv + o.rope_dim)) * 4);
   }
 }
 
-TEST_CASE("mha2mla: MD-SVD is exact at full rank and split loss <= joint loss per layer", "[mha2mla]") {
+TEST_CASE("mha2mla: MD-SVD is exact at full rank and split loss <= joint loss per layer",
+          "[mha2mla]") {
   at::manual_seed(11);
   const auto w = at::randn({24, 16}, at::kDouble);
   const auto x = at::randn({16, 200}, at::kDouble);
   const auto s = at::matmul(x, x.t());
   const auto f = mlab::methods::activation_svd(w, s, 16);
-  CHECK((at::matmul(at::matmul(f.up, f.down), x) - at::matmul(w, x)).abs().max().item<double>() < 1e-9);
+  CHECK((at::matmul(at::matmul(f.up, f.down), x) - at::matmul(w, x)).abs().max().item<double>() <
+        1e-9);
+  // Algorithm 1 of the paper, literally (SVD of S, D = W U_s S^1/2, SVD of D, f64): the same W'.
+  {
+    auto [us, ss, vsh] = at::linalg_svd(s, false);
+    auto [ud, sd, vdh] = at::linalg_svd(at::matmul(w, us * ss.sqrt()), false);
+    const int64_t r = 6;
+    const auto up = ud.narrow(1, 0, r) * sd.narrow(0, 0, r).sqrt();
+    const auto down = at::matmul(
+        sd.narrow(0, 0, r).sqrt().unsqueeze(1) * vdh.narrow(0, 0, r) / ss.sqrt(), at::inverse(us));
+    const auto ours = mlab::methods::activation_svd(w, s, r);
+    CHECK((at::matmul(ours.up, ours.down) - at::matmul(up, down)).abs().max().item<double>() <
+          1e-9);
+    CHECK((at::matmul(ours.up.t(), ours.up) - at::matmul(up.t(), up)).abs().max().item<double>() <
+          1e-8);
+  }
+  // The plain SVD keeps MHA2MLA's convention: down = V_R^T has orthonormal rows.
+  {
+    const auto pw = mlab::methods::weight_svd(w, 6);
+    CHECK((at::matmul(pw.down, pw.down.t()) - at::eye(6, at::kDouble)).abs().max().item<double>() <
+          1e-9);
+  }
   // Lower rank: the activation-aware factors beat the plain SVD on the activation loss.
   const auto a = mlab::methods::activation_svd(w, s, 6);
   const auto p = mlab::methods::weight_svd(w, 6);
@@ -259,7 +296,8 @@ TEST_CASE("mha2mla: MKL vs 2-norm on a hand-built case, deterministic on a fixtu
   o.rope_dim = 4;
   o.stage = 1;
   Vlm a = Vlm::load(tiny("qwen2_5_vl")), b = Vlm::load(tiny("qwen2_5_vl"));
-  const auto ra = mlab::methods::convert_to_mla(a, o, reqs), rb = mlab::methods::convert_to_mla(b, o, reqs);
+  const auto ra = mlab::methods::convert_to_mla(a, o, reqs),
+             rb = mlab::methods::convert_to_mla(b, o, reqs);
   CHECK(ra.mla.kept_frequencies == rb.mla.kept_frequencies);
   CHECK(ra.scores.equal(rb.scores));
 }
@@ -271,17 +309,21 @@ TEST_CASE("mha2mla: bad conversion options are rejected with clear messages", "[
   o.d_kv = 64;  // n_kv = 2: [W_k_nope; W_v] has rank <= 2 * (32 - 4) = 56 < 2 * 64
   o.svd = "weight";
   o.strategy = "high";
-  CHECK_THROWS_WITH(mlab::methods::convert_to_mla(vlm, o, {}), Catch::Contains("d_kv 64 must be in [1, 28]"));
+  CHECK_THROWS_WITH(mlab::methods::convert_to_mla(vlm, o, {}),
+                    Catch::Contains("d_kv 64 must be in [1, 28]"));
   o.d_kv = 4;
   o.strategy = "fourier";
   CHECK_THROWS_WITH(mlab::methods::convert_to_mla(vlm, o, {}), Catch::Contains("fourier"));
   o.strategy = "mkl";
-  const auto text_only = std::vector<mlab::models::VlmRequest>{mlab::models::VlmRequest::single("Hello there.")};
-  CHECK_THROWS_WITH(mlab::methods::convert_to_mla(vlm, o, text_only), Catch::Contains("no image tokens"));
+  const auto text_only =
+      std::vector<mlab::models::VlmRequest>{mlab::models::VlmRequest::single("Hello there.")};
+  CHECK_THROWS_WITH(mlab::methods::convert_to_mla(vlm, o, text_only),
+                    Catch::Contains("no image tokens"));
   CHECK_THROWS_WITH(mlab::methods::convert_to_mla(vlm, o, {}), Catch::Contains("--calib"));
   o.strategy = "high";
   o.svd = "md";
-  CHECK_THROWS_WITH(mlab::methods::convert_to_mla(vlm, o, text_only), Catch::Contains("MD-SVD needs image tokens"));
+  CHECK_THROWS_WITH(mlab::methods::convert_to_mla(vlm, o, text_only),
+                    Catch::Contains("MD-SVD needs image tokens"));
   o.rope_dim = 5;
   CHECK_THROWS_WITH(mlab::methods::convert_to_mla(vlm, o, {}), Catch::Contains("rope_dim 5"));
 }
