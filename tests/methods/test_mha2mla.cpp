@@ -9,6 +9,7 @@
 #include <cstdlib>
 
 #include "core/error.hpp"
+#include "methods/kv_memory.hpp"
 #include "methods/mha2mla/md_svd.hpp"
 #include "methods/mha2mla/mha2mla_converter.hpp"
 #include "methods/mha2mla/mkl_scorer.hpp"
@@ -209,6 +210,20 @@ TEST_CASE(
     const int64_t S = in.input_ids.size(1) + 6, B = in.input_ids.size(0);
     CHECK(absorbed.caches[0]->bytes() ==
           B * S * (t.num_key_value_heads * (o.d_kv + o.rope_dim)) * 4);
+    // ... which is the analytic E_MLA of methods/kv_memory (f32: 32-bit elements), all layers.
+    const auto analytic = mlab::methods::kv_memory(
+        vlm.config(), mlab::methods::parse_method_stack("mha2mla:d_kv=4,rope_dim=4"), S, 32);
+    int64_t measured = 0;
+    for (const auto& cache : absorbed.caches) measured += cache->bytes();
+    CHECK(static_cast<double>(measured) == Approx(analytic.total_bytes_nominal * B));
+    // The dense cache of the original model: E_orig, likewise.
+    const Vlm dense = Vlm::load(tiny(family));
+    const auto ds = dense.prefill(in);
+    int64_t dense_bytes = 0;
+    for (const auto& cache : ds.caches) dense_bytes += cache->bytes();
+    const auto full = mlab::methods::kv_memory(
+        dense.config(), mlab::methods::parse_method_stack("full"), in.input_ids.size(1), 32);
+    CHECK(static_cast<double>(dense_bytes) == Approx(full.total_bytes_nominal * B));
   }
 }
 
