@@ -62,7 +62,7 @@ std::string percent(double x) {
 int run_convert(const ConvertOptions& o, std::ostream& out) {
   if (o.threads > 0) at::set_num_threads(o.threads);
   models::VlmOptions vo;
-  vo.device = c10::Device(o.device);
+  vo.device = models::parse_device(o.device);
   vo.dtype = models::parse_compute_dtype(o.dtype);
   models::Vlm vlm = models::Vlm::load(o.model, vo);
   methods::ConvertOptions co;

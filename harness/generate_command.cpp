@@ -34,14 +34,6 @@ image::Rgb8Image load_rgb(const std::filesystem::path& path, const std::string& 
   return image::rgb8_drop_alpha(d.width, d.height, d.rgba);
 }
 
-c10::Device parse_device(const std::string& name) {
-  try {
-    return c10::Device(name);
-  } catch (const c10::Error&) {
-    throw UsageError("unknown device '" + name + "' (expected cpu, cuda or cuda:N)");
-  }
-}
-
 // Model inputs replayed from a .safetensors file (the layout --dump-inputs writes, and the one
 // of tests/data/tiny_vlms/reference/*.safetensors).
 models::VlmInputs read_inputs(const std::filesystem::path& path) {
@@ -125,7 +117,7 @@ int run_generate(const GenerateOptions& o, std::ostream& out) {
     throw UsageError("--alpha must be white or drop, got '" + o.alpha + "'");
   }
   models::VlmOptions vo;
-  vo.device = parse_device(o.device);
+  vo.device = models::parse_device(o.device);
   if (o.dtype != "auto") {
     vo.dtype = models::parse_compute_dtype(o.dtype);
   } else if (vo.device.is_cpu()) {

@@ -32,6 +32,14 @@ c10::ScalarType parse_compute_dtype(std::string_view name) {
   MLAB_FAIL("unknown dtype '", name, "' (expected float32, bfloat16 or float16)");
 }
 
+c10::Device parse_device(const std::string& name) {
+  try {
+    return c10::Device(name);
+  } catch (const c10::Error&) {
+    throw UsageError("unknown device '" + name + "' (expected cpu, cuda or cuda:N)");
+  }
+}
+
 std::string_view compute_dtype_name(c10::ScalarType dtype) {
   switch (dtype) {
     case c10::kFloat:

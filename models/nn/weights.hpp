@@ -38,6 +38,9 @@ struct LoadOptions {
 
 // "float32" | "fp32" | "bfloat16" | "bf16" | "float16" | "fp16" -> dtype; throws mlab::Error.
 c10::ScalarType parse_compute_dtype(std::string_view name);
+// "cpu" | "cuda" | "cuda:N" -> device; throws mlab::UsageError naming the argument otherwise.
+c10::Device parse_device(const std::string& name);
+
 // "float32", "bfloat16", "float16".
 std::string_view compute_dtype_name(c10::ScalarType dtype);
 

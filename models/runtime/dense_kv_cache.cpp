@@ -7,6 +7,22 @@
 
 namespace mlab::models {
 
+at::Tensor causal_padding_mask(const at::Tensor& valid, int64_t L) {
+  const int64_t S = valid.size(-1);
+  const auto opts = valid.options();
+  const at::Tensor causal = compat::causal_mask(L, S, opts);
+  const at::Tensor self = at::cat({at::zeros({L, S - L}, opts), at::eye(L, opts)}, 1);
+  return valid.unsqueeze(-2).logical_and(causal).logical_or(self);
+}
+
+at::Tensor grow_along(const at::Tensor& t, int64_t dim, int64_t capacity, int64_t size) {
+  auto shape = t.sizes().vec();
+  shape[dim] = capacity;
+  at::Tensor out = at::empty(shape, t.options());
+  if (size > 0) out.narrow(dim, 0, size).copy_(t.narrow(dim, 0, size));
+  return out;
+}
+
 AttentionImpl parse_attention_impl(std::string_view name) {
   if (name == "sdpa") return AttentionImpl::kSdpa;
   if (name == "eager") return AttentionImpl::kEager;
@@ -21,24 +37,12 @@ DenseKvCache::DenseKvCache(AttentionImpl impl, int64_t reserve_tokens)
     : impl_(impl), reserve_tokens_(reserve_tokens) {}
 
 void DenseKvCache::grow(int64_t needed) {
-  const int64_t capacity = k_.defined() ? k_.size(2) : 0;
+  const int64_t capacity = k_.size(2);
   if (needed <= capacity) return;
-  const int64_t new_capacity = std::max({needed, 2 * capacity, reserve_tokens_});
-  auto grown = [&](const at::Tensor& old, at::IntArrayRef shape, const at::TensorOptions& o) {
-    at::Tensor t = at::empty(shape, o);
-    if (old.defined() && size_ > 0) t.narrow(2, 0, size_).copy_(old.narrow(2, 0, size_));
-    return t;
-  };
-  const auto kshape = k_.sizes().vec();
-  std::vector<int64_t> shape = kshape;
-  shape[2] = new_capacity;
-  std::vector<int64_t> vshape = v_.sizes().vec();
-  vshape[2] = new_capacity;
-  std::vector<int64_t> mshape = valid_.sizes().vec();
-  mshape[2] = new_capacity;
-  k_ = grown(k_, shape, k_.options());
-  v_ = grown(v_, vshape, v_.options());
-  valid_ = grown(valid_, mshape, valid_.options());
+  const int64_t cap = std::max({needed, 2 * capacity, reserve_tokens_});
+  k_ = grow_along(k_, 2, cap, size_);
+  v_ = grow_along(v_, 2, cap, size_);
+  valid_ = grow_along(valid_, 2, cap, size_);
 }
 
 void DenseKvCache::append(const at::Tensor& k, const at::Tensor& v, const at::Tensor& valid) {
@@ -77,13 +81,9 @@ at::Tensor DenseKvCache::keys() const { return k_.narrow(2, 0, size_); }
 at::Tensor DenseKvCache::values() const { return v_.narrow(2, 0, size_); }
 at::Tensor DenseKvCache::valid() const { return valid_.narrow(2, 0, size_); }
 
-// bool [B, 1 | H, L, S]: valid keys up to the query's own position; the query itself always.
+// bool [B, 1 | H, L, S] (causal_padding_mask, KV-head masks repeated for the query heads).
 at::Tensor DenseKvCache::mask_for(int64_t L, int64_t n_rep) const {
-  const int64_t S = size_;
-  auto opts = valid_.options();
-  at::Tensor causal = compat::causal_mask(L, S, opts);
-  at::Tensor self = at::cat({at::zeros({L, S - L}, opts), at::eye(L, opts)}, 1);
-  at::Tensor mask = valid().unsqueeze(2).logical_and(causal).logical_or(self);
+  at::Tensor mask = causal_padding_mask(valid(), L);
   if (mask.size(1) > 1 && n_rep > 1) mask = mask.repeat_interleave(n_rep, 1);
   return mask;
 }

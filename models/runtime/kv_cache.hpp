@@ -17,6 +17,15 @@ enum class AttentionImpl { kSdpa, kEager };
 AttentionImpl parse_attention_impl(std::string_view name);
 std::string_view attention_impl_name(AttentionImpl impl);
 
+// The attention mask of L new queries over S cached tokens (the new ones last): a query sees the
+// valid cached tokens up to its own position (causal, bottom-right aligned) and always itself
+// (a padding query must stay finite). valid: bool [B, h, S] (h = 1 or per KV head) ->
+// bool [B, h, L, S].
+at::Tensor causal_padding_mask(const at::Tensor& valid, int64_t L);
+
+// `t` with dimension `dim` enlarged to `capacity` entries, the first `size` of them copied.
+at::Tensor grow_along(const at::Tensor& t, int64_t dim, int64_t capacity, int64_t size);
+
 class KvCache {
  public:
   virtual ~KvCache() = default;

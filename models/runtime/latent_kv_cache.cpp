@@ -2,32 +2,18 @@
 
 #include <ATen/ATen.h>
 
-#include "compat/torch_compat.hpp"
 #include "core/error.hpp"
 
 namespace mlab::models {
-
-namespace {
-
-// `t` with dimension `dim` enlarged to `capacity`, the first `size` entries kept.
-at::Tensor regrow(const at::Tensor& t, int64_t dim, int64_t capacity, int64_t size) {
-  auto shape = t.sizes().vec();
-  shape[dim] = capacity;
-  at::Tensor out = at::empty(shape, t.options());
-  if (size > 0) out.narrow(dim, 0, size).copy_(t.narrow(dim, 0, size));
-  return out;
-}
-
-}  // namespace
 
 void LatentKvCache::grow(int64_t needed) {
   const int64_t capacity = c_.size(1);
   if (needed <= capacity) return;
   const int64_t cap = std::max({needed, 2 * capacity, reserve_tokens_});
-  c_ = regrow(c_, 1, cap, size_);
-  k_rope_ = regrow(k_rope_, 2, cap, size_);
-  image_ = regrow(image_, 1, cap, size_);
-  valid_ = regrow(valid_, 1, cap, size_);
+  c_ = grow_along(c_, 1, cap, size_);
+  k_rope_ = grow_along(k_rope_, 2, cap, size_);
+  image_ = grow_along(image_, 1, cap, size_);
+  valid_ = grow_along(valid_, 1, cap, size_);
 }
 
 void LatentKvCache::append_latent(const at::Tensor& c, const at::Tensor& k_rope,
@@ -83,11 +69,7 @@ at::Tensor LatentKvCache::image() const { return image_.narrow(1, 0, size_); }
 at::Tensor LatentKvCache::valid() const { return valid_.narrow(1, 0, size_); }
 
 at::Tensor LatentKvCache::mask(int64_t L) const {
-  const int64_t S = size_;
-  auto opts = valid_.options();
-  at::Tensor causal = compat::causal_mask(L, S, opts);
-  at::Tensor self = at::cat({at::zeros({L, S - L}, opts), at::eye(L, opts)}, 1);
-  return valid().view({valid_.size(0), 1, 1, S}).logical_and(causal).logical_or(self);
+  return causal_padding_mask(valid().unsqueeze(1), L);
 }
 
 void LatentKvCache::keep(const at::Tensor& indices) {

@@ -21,6 +21,7 @@
 #include "models/runtime/vlm.hpp"
 #include "tests/image/image_test_support.hpp"
 #include "tests/support/catch_torch.hpp"
+#include "tests/vlm/vlm_test_support.hpp"
 
 namespace {
 
@@ -28,21 +29,10 @@ namespace fs = std::filesystem;
 using mlab::methods::ConvertOptions;
 using mlab::models::Vlm;
 
-fs::path tiny(const std::string& f) { return mlab::test::data_dir() / "tiny_vlms" / f; }
-
-const std::vector<std::string>& families() {
-  static const std::vector<std::string> f = {"llava", "llava_next", "qwen2_5_vl"};
-  return f;
-}
-
-double rel_diff(const at::Tensor& a, const at::Tensor& b) {
-  return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>() /
-         b.to(at::kDouble).abs().max().item<double>();
-}
-
-void report(const std::string& what, double v) {
-  if (std::getenv("MLAB_TEST_REPORT") != nullptr) std::printf("%-52s %.3g\n", what.c_str(), v);
-}
+fs::path tiny(const std::string& f) { return mlab::test::tiny_vlm_dir() / f; }
+const std::vector<std::string>& families() { return mlab::test::vlm_families(); }
+using mlab::test::rel_diff;
+using mlab::test::report;
 
 // Calibration / evaluation prompts: images of the fixture with questions, and one text-only.
 std::vector<mlab::models::VlmRequest> requests(bool with_text_only = true) {

@@ -13,6 +13,7 @@
 #include "models/runtime/vlm.hpp"
 #include "tests/image/image_test_support.hpp"
 #include "tests/support/catch_torch.hpp"
+#include "tests/vlm/vlm_test_support.hpp"
 
 namespace {
 
@@ -23,18 +24,9 @@ using mlab::models::VlmInputs;
 const char* kQuestion =
     "Is there a dog in the image?\nAnswer the question using a single word or phrase.";
 
-std::filesystem::path vlm_dir() { return mlab::test::data_dir() / "tiny_vlms"; }
-
-// max |a - b| / max |b|.
-double rel_diff(const at::Tensor& a, const at::Tensor& b) {
-  const auto a32 = a.to(at::kCPU, at::kDouble), b32 = b.to(at::kCPU, at::kDouble);
-  REQUIRE(a32.sizes() == b32.sizes());
-  return (a32 - b32).abs().max().item<double>() / b32.abs().max().item<double>();
-}
-
-void report(const std::string& what, double value) {
-  if (std::getenv("MLAB_TEST_REPORT") != nullptr) std::printf("%-44s %.3g\n", what.c_str(), value);
-}
+std::filesystem::path vlm_dir() { return mlab::test::tiny_vlm_dir(); }
+using mlab::test::rel_diff;
+using mlab::test::report;
 
 VlmInputs inputs_of(const Checkpoint& ref) {
   VlmInputs in;
@@ -46,10 +38,7 @@ VlmInputs inputs_of(const Checkpoint& ref) {
   return in;
 }
 
-const std::vector<std::string>& families() {
-  static const std::vector<std::string> f = {"llava", "llava_next", "qwen2_5_vl"};
-  return f;
-}
+const std::vector<std::string>& families() { return mlab::test::vlm_families(); }
 
 Vlm load(const std::string& dir,
          mlab::models::AttentionImpl impl = mlab::models::AttentionImpl::kSdpa) {
