@@ -229,3 +229,26 @@ TEST_CASE("vlm: CUDA f32 equals transformers and CUDA bf16 stays within the meas
     }
   }
 }
+
+TEST_CASE("vlm: stop strings cut the answer and end the row early", "[vlm]") {
+  const Vlm vlm = load("qwen2_5_vl");
+  const Checkpoint ref = Checkpoint::open(vlm_dir() / "reference" / "qwen2_5_vl__batch.safetensors");
+  const VlmInputs in = inputs_of(ref);
+  mlab::models::GenerateOptions go;
+  go.max_new_tokens = 20;
+  go.stop_at_eos = false;
+  const auto full = vlm.generate(in, go);
+  // A stop string taken from the middle of row 2's answer: the row stops at the token that
+  // completes it and its text ends just before it; the other rows are unaffected.
+  const std::string& text = full.texts[2];
+  REQUIRE(text.size() > 6);
+  const std::string stop = text.substr(text.size() / 2, 3);
+  go.stop_strings = {stop};
+  const auto cut = vlm.generate(in, go);
+  CHECK(cut.texts[2] == text.substr(0, text.find(stop)));
+  CHECK(cut.tokens[2].size() < full.tokens[2].size());
+  CHECK(std::equal(cut.tokens[2].begin(), cut.tokens[2].end(), full.tokens[2].begin()));
+  for (int64_t b : {0, 1}) {
+    if (full.texts[b].find(stop) == std::string::npos) CHECK(cut.tokens[b] == full.tokens[b]);
+  }
+}
