@@ -91,27 +91,35 @@ struct Cli {
     auto* convert = app.add_subcommand("convert", "Convert an MHA/GQA VLM to MLA (MHA2MLA-VLM)");
     convert->add_option("--model", conv->model, "Input model directory")->required();
     convert->add_option("--out", conv->out, "Output model directory")->required();
-    convert->add_option("--rope", conv->rope, "Partial-RoPE strategy: mkl | 2norm | high | low | uniform")
+    convert
+        ->add_option("--rope", conv->rope,
+                     "Partial-RoPE strategy: mkl | 2norm | high | low | uniform")
         ->capture_default_str();
     convert->add_option("--rope-dims", conv->rope_dims, "RoPE dims kept per head (r)")
         ->capture_default_str();
-    convert->add_option("--ranks", conv->ranks, "Rank file (configs/mha2mla/ranks/*.safetensors) instead of scoring");
-    convert->add_option("--stage", conv->stage, "1 = partial RoPE only, 2 = MLA")->capture_default_str();
+    convert->add_option("--ranks", conv->ranks,
+                        "Rank file (configs/mha2mla/ranks/*.safetensors) instead of scoring");
+    convert->add_option("--stage", conv->stage, "1 = partial RoPE only, 2 = MLA")
+        ->capture_default_str();
     convert->add_option("--d-kv", conv->d_kv, "Latent dims per KV head")->capture_default_str();
-    convert->add_option("--svd", conv->svd, "Latent init: md | joint | weight")->capture_default_str();
+    convert->add_option("--svd", conv->svd, "Latent init: md | joint | weight")
+        ->capture_default_str();
     convert->add_option("--calib", conv->calib, "Calibration dataset dir (docs/formats.md)");
     convert->add_option("--calib-limit", conv->calib_limit, "Calibration samples at most")
         ->capture_default_str();
     convert->add_option("--mkl-queries", conv->mkl_queries, "MKL: query positions per sample")
         ->capture_default_str();
-    convert->add_option("--mkl-samples", conv->mkl_samples,
-                        "MKL: score on the first N calibration samples (0: all)")
+    convert
+        ->add_option("--mkl-samples", conv->mkl_samples,
+                     "MKL: score on the first N calibration samples (0: all)")
         ->capture_default_str();
     convert->add_option("--device", conv->device, "cpu | cuda")->capture_default_str();
-    convert->add_option("--dtype", conv->dtype, "Model precision during conversion")->capture_default_str();
+    convert->add_option("--dtype", conv->dtype, "Model precision during conversion")
+        ->capture_default_str();
     convert->add_option("--threads", conv->threads, "Intra-op threads (0: LibTorch default)");
     convert->add_option("--report", conv->report, "Write losses, scores and timings as JSON");
-    convert->callback([this, conv, &out] { action = [conv, &out] { return run_convert(*conv, out); }; });
+    convert->callback(
+        [this, conv, &out] { action = [conv, &out] { return run_convert(*conv, out); }; });
 
     auto* train = planned_command("train", "Two-stage parameter-efficient fine-tuning", "F8");
     train->add_option("--model", s1, "Model directory")->required();
@@ -122,18 +130,33 @@ struct Cli {
     train->add_option("--lr", x1, "Peak learning rate");
     train->add_option("--batch", n3, "Micro-batch size");
 
-    auto* eval = planned_command("eval", "Evaluate methods on benchmarks into SQLite", "F5");
-    eval->add_option("--model", s1, "Model directory")->required();
-    eval->add_option("--tasks", s2, "Comma-separated tasks (see: mla-bench list tasks)")
+    auto ev = std::make_shared<EvalOptions>();
+    ev->configs_dir = std::filesystem::path(MLAB_SOURCE_DIR) / "configs" / "tasks";
+    auto* eval =
+        app.add_subcommand("eval", "Evaluate a model on benchmarks into SQLite (resumable)");
+    eval->add_option("--model", ev->model, "Model directory")->required();
+    eval->add_option("--tasks", ev->tasks, "Comma-separated tasks (see: mla-bench list tasks)")
         ->required();
-    eval->add_option("--methods", s3, "Comma-separated method specs, e.g. full,h2o:budget=0.5");
-    eval->add_option("--db", s4, "Results database");
-    eval->add_option("--limit", n1, "At most N samples per task");
-    eval->add_option("--batch-size", n2, "Samples per batch");
-    eval->add_option("--device", s5, "cpu | cuda");
-    eval->add_option("--run-name", s6, "Run name (a rerun resumes)");
-    eval->add_flag("--skip-bad", b1,
+    eval->add_option("--datasets", ev->datasets,
+                     "Root holding one dataset dir per task (<root>/<task>/)")
+        ->required();
+    eval->add_option("--methods", ev->methods, "Comma-separated method specs (now: full)")
+        ->capture_default_str();
+    eval->add_option("--db", ev->db, "Results database (SQLite)")->capture_default_str();
+    eval->add_option("--run-name", ev->run_name, "Run name; a rerun with the same name resumes");
+    eval->add_option("--limit", ev->limit, "At most N samples per task (0: all)");
+    eval->add_option("--batch-size", ev->batch_size, "Samples per batch (left padded)")
+        ->capture_default_str();
+    eval->add_option("--device", ev->device, "cpu | cuda")->capture_default_str();
+    eval->add_option("--dtype", ev->dtype, "auto | float32 | bfloat16 | float16")
+        ->capture_default_str();
+    eval->add_option("--threads", ev->threads, "Intra-op threads (0: LibTorch default)");
+    eval->add_option("--seed", ev->seed, "Random seed (recorded)")->capture_default_str();
+    eval->add_option("--configs", ev->configs_dir, "Directory of task configs")
+        ->capture_default_str();
+    eval->add_flag("--skip-bad", ev->skip_bad,
                    "Record bad dataset samples as failed samples and continue (never dropped)");
+    eval->callback([this, ev, &out] { action = [ev, &out] { return run_eval(*ev, out); }; });
 
     auto* report =
         planned_command("report", "Print the paper's Tables 1-4 from the database", "F5");
@@ -207,8 +230,9 @@ struct Cli {
                          "logits (f32) and generated ids to this .safetensors file");
     generate->add_option("--dump-inputs", gen->dump_inputs,
                          "Write only the model inputs to this .safetensors file (for --inputs)");
-    generate->add_option("--mla-decode", gen->mla_decode,
-                         "MHA2MLA models: decode by absorbed latent attention or K/V reconstruction")
+    generate
+        ->add_option("--mla-decode", gen->mla_decode,
+                     "MHA2MLA models: decode by absorbed latent attention or K/V reconstruction")
         ->check(CLI::IsMember({"absorbed", "reconstruct"}))
         ->capture_default_str();
     generate->add_option("--warmup", gen->warmup, "Untimed generate runs before the measured one")

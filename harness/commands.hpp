@@ -106,12 +106,12 @@ struct GenerateOptions {
   std::string pillow = "13";       // Pillow version whose resize pass order to follow
   std::string alpha = "white";     // RGBA images: composite on white | drop alpha
   int threads = 0;
-  std::filesystem::path inputs;       // replay model inputs from .safetensors instead
-  std::filesystem::path dump;         // write inputs, features, logits (.safetensors)
-  std::filesystem::path dump_inputs;  // write only the model inputs (.safetensors)
-  int warmup = 0;                     // untimed generate runs before the measured one
+  std::filesystem::path inputs;         // replay model inputs from .safetensors instead
+  std::filesystem::path dump;           // write inputs, features, logits (.safetensors)
+  std::filesystem::path dump_inputs;    // write only the model inputs (.safetensors)
+  int warmup = 0;                       // untimed generate runs before the measured one
   std::string mla_decode = "absorbed";  // converted (MLA) models: absorbed | reconstruct
-  bool json = false;                  // one JSON line with text, tokens and timings
+  bool json = false;                    // one JSON line with text, tokens and timings
 };
 // `mla-bench generate`: greedy answer of a VLM to one prompt; prints it (or JSON).
 int run_generate(const GenerateOptions& options, std::ostream& out);
@@ -131,24 +131,43 @@ struct MemoryOptions {
 int run_memory(const MemoryOptions& options, std::ostream& out);
 
 struct ConvertOptions {
-  std::filesystem::path model;      // source model dir (GQA/MHA)
-  std::filesystem::path out;        // converted model dir
-  std::string rope = "2norm";       // high | low | uniform | 2norm | mkl
-  int64_t rope_dims = 32;           // r
-  std::filesystem::path ranks;      // rank file instead of scoring
-  int stage = 2;                    // 1 partial RoPE | 2 MLA
+  std::filesystem::path model;  // source model dir (GQA/MHA)
+  std::filesystem::path out;    // converted model dir
+  std::string rope = "2norm";   // high | low | uniform | 2norm | mkl
+  int64_t rope_dims = 32;       // r
+  std::filesystem::path ranks;  // rank file instead of scoring
+  int stage = 2;                // 1 partial RoPE | 2 MLA
   int64_t d_kv = 64;
-  std::string svd = "md";           // md | joint | weight
-  std::filesystem::path calib;      // dataset dir of calibration samples
+  std::string svd = "md";       // md | joint | weight
+  std::filesystem::path calib;  // dataset dir of calibration samples
   int64_t calib_limit = 512;
   int64_t mkl_queries = 64;
-  int64_t mkl_samples = 32;         // MKL scores on the first N calibration samples (0 = all)
+  int64_t mkl_samples = 32;  // MKL scores on the first N calibration samples (0 = all)
   std::string device = "cpu";
-  std::string dtype = "float32";    // conversion precision (SVD itself runs in f64)
+  std::string dtype = "float32";  // conversion precision (SVD itself runs in f64)
   int threads = 0;
-  std::filesystem::path report;     // JSON with losses, scores, timings
+  std::filesystem::path report;  // JSON with losses, scores, timings
 };
 // `mla-bench convert`: exit 0, or 1 if a layer violated Theorem 2.1 (split loss > joint loss).
 int run_convert(const ConvertOptions& options, std::ostream& out);
+
+struct EvalOptions {
+  std::filesystem::path model;
+  std::string tasks;               // comma-separated lmms-eval task names
+  std::filesystem::path datasets;  // <datasets>/<task>/ dataset dirs
+  std::string methods = "full";
+  std::filesystem::path db = "results.sqlite";
+  std::string run_name;  // default: <model dir name>-<tasks>
+  int64_t limit = 0;     // samples per task (0: all)
+  int64_t batch_size = 1;
+  std::string device = "cpu";
+  std::string dtype = "auto";
+  int threads = 0;
+  int64_t seed = 0;
+  std::filesystem::path configs_dir;  // configs/tasks
+  bool skip_bad = false;
+};
+// `mla-bench eval`: generate, score and store every sample; resumes a run of the same name.
+int run_eval(const EvalOptions& options, std::ostream& out);
 
 }  // namespace mlab::harness

@@ -1,0 +1,132 @@
+#pragma once
+// mlab::results::ResultsStore: the SQLite results store of DESIGN.md §3 (schema in
+// results/schema.sql). One store per process (or per rank); several processes may write to one
+// database at once (WAL, busy timeout, one IMMEDIATE transaction per call). Every failure is an
+// mlab::Error naming the database file: a newer schema, a read-only or locked file, a full disk,
+// an I/O error. A failed write is rolled back; rows committed before are never lost.
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+struct sqlite3;
+
+namespace mlab::results {
+
+// The schema version this build writes and reads (schema_version.version).
+inline constexpr int kSchemaVersion = 1;
+
+// What a run is: stored once, when the run is created.
+struct RunInfo {
+  std::string name;  // unique in the database; a rerun with the same name resumes
+  std::string git_sha;
+  std::string torch_version;
+  std::string device;
+  int threads = 0;
+  int64_t seed = 0;
+  nlohmann::json config = nlohmann::json::object();  // the fully resolved config
+};
+
+// A stored run.
+struct RunRow {
+  int64_t id = 0;
+  RunInfo info;
+  std::string started_at;   // ISO 8601 UTC
+  std::string finished_at;  // "" while running (or after a crash)
+};
+
+// One scored sample.
+struct SampleRow {
+  std::string task;
+  std::string sample_id;
+  std::string prediction;
+  nlohmann::json metrics = nlohmann::json::object();  // per-sample metric values
+  double latency_s = 0;
+  int64_t kv_bytes = 0;
+  std::string error;  // non-empty: the sample failed with this message
+};
+
+struct MetricRow {
+  std::string task;
+  std::string metric;
+  double value = 0;
+  int64_t n = 0;
+};
+
+struct KvMemoryRow {
+  std::string method;
+  double bytes_per_token_layer_measured = 0;
+  double analytic = 0;
+  double vs_original = 0;
+  double vs_mha_equivalent = 0;
+};
+
+struct OpenOptions {
+  // How long a write waits for another process's transaction before failing as "locked".
+  std::chrono::milliseconds busy_timeout{30000};
+  // Open without writing (reports, dashboards); every write then fails as read-only.
+  bool read_only = false;
+  // > 0: PRAGMA max_page_count for this connection (tests simulate a full disk with it).
+  int64_t max_pages = 0;
+};
+
+class ResultsStore {
+ public:
+  // Opens `db`, creating it (and its schema) when absent. Throws mlab::Error naming the file for
+  // a database with a newer schema_version (both versions in the message), a file that is not
+  // an MLA-Bench results database, a read-only file (unless options.read_only), a locked one.
+  static ResultsStore open(const std::filesystem::path& db, const OpenOptions& options = {});
+
+  ResultsStore(ResultsStore&&) noexcept;
+  ResultsStore& operator=(ResultsStore&&) noexcept;
+  ~ResultsStore();
+
+  const std::filesystem::path& path() const { return path_; }
+
+  // A new run, or the existing run of that name when its config and seed match (resume).
+  // A different config throws, naming the first differing JSON path and both values.
+  int64_t begin_run(const RunInfo& info);
+  // The run of that name, if any.
+  std::optional<int64_t> find_run(const std::string& name) const;
+  // Sets finished_at to now.
+  void finish_run(int64_t run);
+  std::vector<RunRow> runs() const;
+  RunRow run(int64_t run) const;
+
+  // (task, sample_id) of every stored sample of the run (failed samples included).
+  std::set<std::pair<std::string, std::string>> finished_samples(int64_t run) const;
+  // Stores a batch in one transaction; a sample already stored is ignored (never stored twice).
+  // Returns how many rows were new.
+  int64_t add_samples(int64_t run, const std::vector<SampleRow>& rows);
+  // The run's samples in insertion order; task "" means all tasks.
+  std::vector<SampleRow> samples(int64_t run, const std::string& task = "") const;
+  int64_t sample_count(int64_t run) const;
+
+  // Metrics and KV memory are derived values: setting one again replaces it.
+  void set_metric(int64_t run, const std::string& task, const std::string& metric, double value,
+                  int64_t n);
+  std::vector<MetricRow> metrics(int64_t run) const;
+  void set_kv_memory(int64_t run, const KvMemoryRow& row);
+  std::vector<KvMemoryRow> kv_memory(int64_t run) const;
+
+ private:
+  struct Closer {
+    void operator()(sqlite3* db) const;
+  };
+  ResultsStore(std::filesystem::path path, std::unique_ptr<sqlite3, Closer> db);
+
+  std::filesystem::path path_;
+  std::unique_ptr<sqlite3, Closer> db_;
+};
+
+// "" when equal, else the first difference as "<JSON pointer>: stored <a>, now <b>" (exposed for
+// tests and the runner's messages).
+std::string first_json_difference(const nlohmann::json& stored, const nlohmann::json& now);
+
+}  // namespace mlab::results

@@ -1,0 +1,56 @@
+-- MLA-Bench results store (DESIGN.md §3, STYLE.md rule 18). Append-only: runs and samples are
+-- never updated except runs.finished_at; metrics and kv_memory are derived from the samples and
+-- may be recomputed (one row per key). results_store.cpp embeds this file at build time and runs
+-- it on a database without tables; schema_version holds the one version row (1).
+CREATE TABLE IF NOT EXISTS schema_version (
+  version INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS runs (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  git_sha TEXT NOT NULL,
+  torch_version TEXT NOT NULL,
+  device TEXT NOT NULL,
+  threads INTEGER NOT NULL,
+  seed INTEGER NOT NULL,
+  config_json TEXT NOT NULL,   -- the fully resolved config
+  started_at TEXT NOT NULL,    -- ISO 8601 UTC
+  finished_at TEXT             -- NULL while running or after a crash
+);
+
+CREATE TABLE IF NOT EXISTS samples (
+  id INTEGER PRIMARY KEY,
+  run_id INTEGER NOT NULL REFERENCES runs(id),
+  task TEXT NOT NULL,
+  sample_id TEXT NOT NULL,
+  prediction TEXT NOT NULL,
+  metrics_json TEXT NOT NULL,  -- per-sample metric values (JSON object)
+  latency_s REAL NOT NULL,
+  kv_bytes INTEGER NOT NULL,
+  error TEXT NOT NULL DEFAULT '',  -- non-empty: the sample failed with this message
+  UNIQUE (run_id, task, sample_id)
+);
+
+CREATE TABLE IF NOT EXISTS metrics (
+  id INTEGER PRIMARY KEY,
+  run_id INTEGER NOT NULL REFERENCES runs(id),
+  task TEXT NOT NULL,
+  metric TEXT NOT NULL,
+  value REAL NOT NULL,
+  n INTEGER NOT NULL,          -- samples the value is computed from
+  UNIQUE (run_id, task, metric)
+);
+
+CREATE TABLE IF NOT EXISTS kv_memory (
+  id INTEGER PRIMARY KEY,
+  run_id INTEGER NOT NULL REFERENCES runs(id),
+  method TEXT NOT NULL,
+  bytes_per_token_layer_measured REAL NOT NULL,
+  analytic REAL NOT NULL,          -- bytes/token/layer from the method's formula
+  vs_original REAL NOT NULL,       -- measured / the original model's cache
+  vs_mha_equivalent REAL NOT NULL, -- measured / an MHA cache of the same model
+  UNIQUE (run_id, method)
+);
+
+INSERT INTO schema_version (version) VALUES (1);
