@@ -168,11 +168,20 @@ struct Cli {
     dashboard->add_option("--db", s1, "Results database");
     dashboard->add_option("--out", s2, "Output directory");
 
-    auto* regress = planned_command("regress", "Compare two runs; exit 1 on a drop", "F5");
-    regress->add_option("--db", s1, "Results database");
-    regress->add_option("--baseline", s2, "Baseline run name")->required();
-    regress->add_option("--candidate", s3, "Candidate run name")->required();
-    regress->add_option("--tolerance", x1, "Allowed drop");
+    auto rg = std::make_shared<RegressOptions>();
+    rg->configs_dir = std::filesystem::path(MLAB_SOURCE_DIR) / "configs" / "tasks";
+    auto* regress =
+        app.add_subcommand("regress", "Compare two runs; exit 1 on a drop beyond tolerance");
+    regress->add_option("--db", rg->db, "Results database")->capture_default_str();
+    regress->add_option("--baseline", rg->baseline, "Baseline run name")->required();
+    regress->add_option("--candidate", rg->candidate, "Candidate run name")->required();
+    regress
+        ->add_option("--tolerance", rg->tolerance,
+                     "Allowed drop in the metric's units (KV bytes per token: relative growth)")
+        ->capture_default_str();
+    regress->add_option("--configs", rg->configs_dir, "Directory of task configs")
+        ->capture_default_str();
+    regress->callback([this, rg, &out] { action = [rg, &out] { return run_regress(*rg, out); }; });
 
     auto* bench = planned_command("bench", "Kernel and end-to-end speed (Google Benchmark)", "F6");
     bench->add_option("--filter", s1, "Regex over benchmark names");

@@ -170,4 +170,14 @@ struct EvalOptions {
 // `mla-bench eval`: generate, score and store every sample; resumes a run of the same name.
 int run_eval(const EvalOptions& options, std::ostream& out);
 
+struct RegressOptions {
+  std::filesystem::path db = "results.sqlite";
+  std::string baseline;  // run names
+  std::string candidate;
+  double tolerance = 0.0;             // allowed drop, in the metric's units (KV bytes: relative)
+  std::filesystem::path configs_dir;  // configs/tasks (metric directions)
+};
+// `mla-bench regress`: exit 1 when a metric dropped (or KV bytes grew) beyond the tolerance.
+int run_regress(const RegressOptions& options, std::ostream& out);
+
 }  // namespace mlab::harness
