@@ -158,11 +158,16 @@ struct Cli {
                    "Record bad dataset samples as failed samples and continue (never dropped)");
     eval->callback([this, ev, &out] { action = [ev, &out] { return run_eval(*ev, out); }; });
 
-    auto* report =
-        planned_command("report", "Print the paper's Tables 1-4 from the database", "F5");
-    report->add_option("--db", s1, "Results database");
-    report->add_option("--table", s2, "1|2|3|4|all");
-    report->add_option("--format", s3, "md|csv|html");
+    auto rp = std::make_shared<ReportOptions>();
+    rp->tables_dir = std::filesystem::path(MLAB_SOURCE_DIR) / "configs" / "paper";
+    auto* report = app.add_subcommand(
+        "report", "Print the paper's Table 1 or 2 beside the database's runs, with differences");
+    report->add_option("--db", rp->db, "Results database (absent: paper numbers only)");
+    report->add_option("--table", rp->table, "1|2")->capture_default_str();
+    report->add_option("--format", rp->format, "md|csv")->capture_default_str();
+    report->add_option("--tables", rp->tables_dir, "Directory of the paper tables (table<N>.json)")
+        ->capture_default_str();
+    report->callback([this, rp, &out] { action = [rp, &out] { return run_report(*rp, out); }; });
 
     auto* dashboard = planned_command("dashboard", "Write a static HTML dashboard", "F5");
     dashboard->add_option("--db", s1, "Results database");

@@ -180,4 +180,14 @@ struct RegressOptions {
 // `mla-bench regress`: exit 1 when a metric dropped (or KV bytes grew) beyond the tolerance.
 int run_regress(const RegressOptions& options, std::ostream& out);
 
+struct ReportOptions {
+  std::filesystem::path db;          // "" or absent file: the paper's numbers, "no run" elsewhere
+  std::string table = "1";           // 1 | 2
+  std::string format = "md";         // md | csv
+  std::filesystem::path tables_dir;  // configs/paper (table<N>.json)
+};
+// `mla-bench report`: the paper's Table 1 or 2 with every published number, beside the values of
+// the runs mapped to its rows (config "paper_row": "table<N>/<row id>") and the difference.
+int run_report(const ReportOptions& options, std::ostream& out);
+
 }  // namespace mlab::harness

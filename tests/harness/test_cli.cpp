@@ -38,7 +38,7 @@ TEST_CASE("every subcommand of DESIGN.md §1 has --help", "[harness][cli]") {
 }
 
 TEST_CASE("unimplemented subcommands say which issue brings them and exit 2", "[harness][cli]") {
-  const auto r = run("report --table 1");
+  const auto r = run("dashboard --db x --out y");
   CHECK(r.code == 2);
   CHECK_THAT(r.output, Contains("not implemented yet (issue F5)"));
 }
