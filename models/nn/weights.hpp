@@ -68,6 +68,8 @@ class Weights {
   void check_all_used(const std::vector<std::string>& ignorable_suffixes = {}) const;
 
   const LoadOptions& options() const { return options_; }
+  // The compute dtype of later take() calls (e.g. once stored_dtype() is known).
+  void set_dtype(c10::ScalarType dtype) { options_.dtype = dtype; }
   const Checkpoint& checkpoint() const { return checkpoint_; }
   // The stored dtype of the first floating-point tensor (what the files hold), e.g. bf16.
   c10::ScalarType stored_dtype() const;

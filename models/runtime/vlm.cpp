@@ -17,11 +17,6 @@ namespace mlab::models {
 
 namespace {
 
-void synchronize(const c10::Device& device) {
-  // A tiny copy to the host waits for every queued kernel of the device's current stream.
-  if (!device.is_cpu()) at::zeros({1}, at::TensorOptions().device(device)).cpu();
-}
-
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
@@ -81,7 +76,7 @@ Vlm Vlm::load(const std::filesystem::path& dir, VlmOptions options) {
   m.processor_ = image::load_image_processor(dir, options.pillow);
   Weights weights = Weights::open(dir, m.config_.family, {options.device, c10::kFloat});
   m.dtype_ = options.dtype.value_or(weights.stored_dtype());
-  weights = Weights::open(dir, m.config_.family, {options.device, m.dtype_});
+  weights.set_dtype(m.dtype_);
   m.decoder_ = TextDecoder::load(weights, m.config_);
   if (m.config_.family == ModelFamily::kQwen2_5_VL) {
     m.qwen_vision_ = std::make_unique<QwenVision>(QwenVision::load(weights, m.config_));
@@ -383,8 +378,7 @@ GenerateResult Vlm::generate(const VlmInputs& inputs, const GenerateOptions& opt
     next = decode_step(s, feed).argmax(-1).cpu();
     ++result.decode_steps;
   }
-  result.decode_seconds = seconds_since(start);
-  synchronize(options_.device);
+  result.decode_seconds = seconds_since(start);  // each step's .cpu() already waited for the device
   for (int64_t b = 0; b < B; ++b) {
     const std::vector<int32_t> ids32(result.tokens[b].begin(), result.tokens[b].end());
     std::string text = tokenizer_->decode(ids32, true);
