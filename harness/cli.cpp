@@ -161,17 +161,40 @@ struct Cli {
     auto rp = std::make_shared<ReportOptions>();
     rp->tables_dir = std::filesystem::path(MLAB_SOURCE_DIR) / "configs" / "paper";
     auto* report = app.add_subcommand(
-        "report", "Print the paper's Table 1 or 2 beside the database's runs, with differences");
+        "report", "Print the paper's Tables 1-4 beside the database's runs, with differences");
     report->add_option("--db", rp->db, "Results database (absent: paper numbers only)");
-    report->add_option("--table", rp->table, "1|2")->capture_default_str();
-    report->add_option("--format", rp->format, "md|csv")->capture_default_str();
+    report->add_option("--table", rp->table, "1|2|3|4|all")->capture_default_str();
+    report->add_option("--format", rp->format, "md|csv|html")->capture_default_str();
     report->add_option("--tables", rp->tables_dir, "Directory of the paper tables (table<N>.json)")
         ->capture_default_str();
     report->callback([this, rp, &out] { action = [rp, &out] { return run_report(*rp, out); }; });
 
-    auto* dashboard = planned_command("dashboard", "Write a static HTML dashboard", "F5");
-    dashboard->add_option("--db", s1, "Results database");
-    dashboard->add_option("--out", s2, "Output directory");
+    auto db_opts = std::make_shared<DashboardOptions>();
+    db_opts->configs_dir = std::filesystem::path(MLAB_SOURCE_DIR) / "configs" / "tasks";
+    auto* dashboard = app.add_subcommand(
+        "dashboard", "Write a static HTML dashboard (inline SVG, viewable offline) of a database");
+    dashboard->add_option("--db", db_opts->db, "Results database")->capture_default_str();
+    dashboard->add_option("--out", db_opts->out, "Output directory")->capture_default_str();
+    dashboard
+        ->add_option("--tolerance", db_opts->tolerance,
+                     "A drop beyond this between consecutive runs of a series is marked")
+        ->capture_default_str();
+    dashboard->add_option("--title", db_opts->title, "Page title")->capture_default_str();
+    dashboard->add_option("--configs", db_opts->configs_dir, "Directory of task configs")
+        ->capture_default_str();
+    dashboard->callback(
+        [this, db_opts, &out] { action = [db_opts, &out] { return run_dashboard(*db_opts, out); }; });
+
+    auto ex = std::make_shared<ExportOptions>();
+    ex->configs_dir = std::filesystem::path(MLAB_SOURCE_DIR) / "configs" / "tasks";
+    auto* export_cmd = app.add_subcommand(
+        "export", "Write a stored run as lmms-eval's results.json and samples_<task>.jsonl");
+    export_cmd->add_option("--db", ex->db, "Results database")->capture_default_str();
+    export_cmd->add_option("--run", ex->run, "Run name")->required();
+    export_cmd->add_option("--out", ex->out_dir, "Output directory")->required();
+    export_cmd->add_option("--configs", ex->configs_dir, "Directory of task configs")
+        ->capture_default_str();
+    export_cmd->callback([this, ex, &out] { action = [ex, &out] { return run_export(*ex, out); }; });
 
     auto rg = std::make_shared<RegressOptions>();
     rg->configs_dir = std::filesystem::path(MLAB_SOURCE_DIR) / "configs" / "tasks";

@@ -166,6 +166,11 @@ struct EvalOptions {
   int64_t seed = 0;
   std::filesystem::path configs_dir;  // configs/tasks
   bool skip_bad = false;
+  // Data-parallel shards (DESIGN.md §1): rank r of n evaluates the samples whose position in the
+  // dataset is r mod n and writes them to the one database. -1: from torchrun's RANK/WORLD_SIZE
+  // environment (0 of 1 when unset).
+  int rank = -1;
+  int world_size = -1;
 };
 // `mla-bench eval`: generate, score and store every sample; resumes a run of the same name.
 int run_eval(const EvalOptions& options, std::ostream& out);
@@ -182,12 +187,33 @@ int run_regress(const RegressOptions& options, std::ostream& out);
 
 struct ReportOptions {
   std::filesystem::path db;          // "" or absent file: the paper's numbers, "no run" elsewhere
-  std::string table = "1";           // 1 | 2
-  std::string format = "md";         // md | csv
+  std::string table = "1";           // 1 | 2 | 3 | 4 | all
+  std::string format = "md";         // md | csv | html
   std::filesystem::path tables_dir;  // configs/paper (table<N>.json)
 };
-// `mla-bench report`: the paper's Table 1 or 2 with every published number, beside the values of
+// `mla-bench report`: the paper's Tables 1-4 with every published number, beside the values of
 // the runs mapped to its rows (config "paper_row": "table<N>/<row id>") and the difference.
 int run_report(const ReportOptions& options, std::ostream& out);
+
+struct DashboardOptions {
+  std::filesystem::path db = "results.sqlite";
+  std::filesystem::path out = "site";  // written: index.html, runs/<id>.json
+  std::filesystem::path configs_dir;   // configs/tasks (metric directions)
+  double tolerance = 0.0;              // a drop beyond it between consecutive runs is marked
+  std::string title = "MLA-Bench results";
+};
+// `mla-bench dashboard`: a static HTML page (inline SVG, no scripts or network needed) drawn
+// from the database: score vs KV memory, per-benchmark bars, trends with regressions marked, the
+// latest runs, and each run's resolved config.
+int run_dashboard(const DashboardOptions& options, std::ostream& out);
+
+struct ExportOptions {
+  std::filesystem::path db = "results.sqlite";
+  std::string run;                    // run name
+  std::filesystem::path out_dir;      // results.json + samples_<task>.jsonl
+  std::filesystem::path configs_dir;  // configs/tasks (prompts, metric filters)
+};
+// `mla-bench export`: a stored run in lmms-eval's output layout (evaluators/lmms_output.hpp).
+int run_export(const ExportOptions& options, std::ostream& out);
 
 }  // namespace mlab::harness
