@@ -156,6 +156,12 @@ struct Cli {
         ->capture_default_str();
     eval->add_flag("--skip-bad", ev->skip_bad,
                    "Record bad dataset samples as failed samples and continue (never dropped)");
+    eval->add_option("--rank", ev->rank,
+                     "This shard (default: torchrun's RANK, else 0); shard r takes the samples "
+                     "at positions p with p mod world-size == r");
+    eval->add_option("--world-size", ev->world_size,
+                     "Number of shards writing to the one database (default: torchrun's "
+                     "WORLD_SIZE, else 1)");
     eval->callback([this, ev, &out] { action = [ev, &out] { return run_eval(*ev, out); }; });
 
     auto rp = std::make_shared<ReportOptions>();

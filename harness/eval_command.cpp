@@ -2,13 +2,22 @@
 // samples the run already stored (a rerun of the same run name resumes), batches the rest, builds
 // lmms-eval's prompt for the model family, generates greedily with the task's max_new_tokens and
 // stop strings, scores each answer with lmms-eval's metric, and writes every batch's rows in one
-// transaction as soon as it is scored; then recomputes the task's aggregate metrics from all the
-// stored rows.
+// transaction as soon as it is scored; then recomputes the task's aggregate metrics, speed and
+// KV bytes from all the stored rows.
+//
+// Ranks (DESIGN.md §1): under `torchrun --no-python --nproc-per-node N mla-bench eval ...` (or
+// with --rank/--world-size) rank r evaluates the samples at dataset positions p with
+// p mod N == r and writes them to the one database (WAL; every batch one IMMEDIATE
+// transaction). The database coordinates the shards, no process group is needed: whichever
+// rank stores a task's last sample sees the task complete and writes its metrics, and the run
+// is marked finished when every task is complete.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/version.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <ostream>
@@ -24,7 +33,10 @@
 #include "harness/commands.hpp"
 #include "models/image/rgb8_image.hpp"
 #include "models/nn/weights.hpp"
+#include "methods/kv_memory.hpp"
+#include "models/runtime/mla_attention.hpp"
 #include "models/runtime/vlm.hpp"
+#include "results/perf_metrics.hpp"
 #include "results/results_store.hpp"
 
 namespace mlab::harness {
@@ -78,14 +90,22 @@ std::size_t run_batch(const models::Vlm& vlm, const std::string& task, const std
     const auto r = vlm.generate(inputs, go);
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    // Each row's share of the batch (sums over rows give the batch's totals back).
+    const auto n = static_cast<int64_t>(requests.size());
+    const int64_t prompt_len = r.prompt_tokens / n;
     for (std::size_t k = 0; k < requests.size(); ++k) {
       const auto& p = batch[index[k]];
       results::SampleRow row;
       row.task = task;
       row.sample_id = p.sample.id;
       row.prediction = r.texts[k];
-      row.latency_s = seconds / static_cast<double>(requests.size());
-      row.kv_bytes = r.kv_bytes / static_cast<int64_t>(requests.size());
+      row.latency_s = seconds / static_cast<double>(n);
+      row.kv_bytes = r.kv_bytes / n;
+      row.prompt_tokens = prompt_len;
+      row.new_tokens = r.decode_steps;
+      row.kv_tokens = prompt_len + r.decode_steps;
+      row.prefill_s = r.prefill_seconds / static_cast<double>(n);
+      row.decode_s = r.decode_seconds / static_cast<double>(n);
       try {
         row.metrics = evaluators::score_sample(task, r.texts[k], p.sample.doc);
       } catch (const Error& e) {
@@ -96,6 +116,93 @@ std::size_t run_batch(const models::Vlm& vlm, const std::string& task, const std
   }
   store.add_samples(run, rows);
   return rows.size();
+}
+
+// torchrun's environment (RANK, WORLD_SIZE) unless given on the command line.
+int env_int(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return fallback;
+  try {
+    std::size_t used = 0;
+    const int x = std::stoi(v, &used);
+    if (used == std::strlen(v)) return x;
+  } catch (const std::exception&) {
+  }
+  throw UsageError(std::string("eval: environment variable ") + name + "='" + v +
+                   "' is not an integer");
+}
+
+// The method stack the loaded model runs (a converted dir runs its latent cache).
+std::string effective_method(const models::ModelConfig& config) {
+  const auto mla = models::MlaConfig::from_model_config(config);
+  if (!mla || mla->stage != 2) return "full";
+  return "mha2mla:d_kv=" + std::to_string(mla->d_kv) + ",rope_dim=" + std::to_string(mla->rope_dim);
+}
+
+// Score aggregates and measured speed/KV bytes of one task from its stored rows.
+void store_task_metrics(results::ResultsStore& store, int64_t run, const std::string& task,
+                        std::ostream& out, int64_t written, int64_t skipped) {
+  std::vector<nlohmann::json> scored;
+  int64_t failed = 0, prompt = 0, decoded = 0, kv_tokens = 0, kv_bytes = 0, n = 0;
+  double prefill_s = 0, decode_s = 0, latency = 0;
+  int64_t kv_peak = 0;
+  for (const auto& row : store.samples(run, task)) {
+    if (!row.error.empty() || row.metrics.is_null()) {
+      ++failed;
+      continue;
+    }
+    scored.push_back(row.metrics);
+    prompt += row.prompt_tokens;
+    decoded += row.new_tokens;
+    kv_tokens += row.kv_tokens;
+    kv_bytes += row.kv_bytes;
+    kv_peak = std::max(kv_peak, row.kv_bytes);
+    prefill_s += row.prefill_s;
+    decode_s += row.decode_s;
+    latency += row.latency_s;
+    ++n;
+  }
+  const nlohmann::json agg = evaluators::aggregate_scores(task, scored);
+  for (const auto& [metric, value] : agg.items()) {
+    if (value.is_number()) store.set_metric(run, task, metric, value.get<double>(), n);
+  }
+  auto perf = [&](std::string_view name, double value) {
+    store.set_metric(run, task, std::string(name), value, n);
+  };
+  if (prefill_s > 0) perf(results::kPrefillTokensPerS, static_cast<double>(prompt) / prefill_s);
+  if (decode_s > 0) perf(results::kDecodeTokensPerS, static_cast<double>(decoded) / decode_s);
+  if (kv_tokens > 0) {
+    perf(results::kKvBytesPerToken, static_cast<double>(kv_bytes) / static_cast<double>(kv_tokens));
+    perf(results::kKvBytesPeak, static_cast<double>(kv_peak));  // per sample share, largest
+  }
+  if (n > 0) perf(results::kLatencyS, latency / static_cast<double>(n));
+  out << task << ": " << written << " new, " << skipped << " already stored, " << failed
+      << " failed; " << agg.dump() << "\n";
+}
+
+// The run's KV-memory row: measured bytes per token per layer over every stored sample, beside
+// the analytic figure of methods/kv_memory (paper Tables 1-2) at the cache's element width.
+void store_kv_memory(results::ResultsStore& store, int64_t run, const models::Vlm& vlm,
+                     const std::string& method) {
+  int64_t bytes = 0, tokens = 0;
+  for (const auto& row : store.samples(run)) {
+    if (!row.error.empty()) continue;
+    bytes += row.kv_bytes;
+    tokens += row.kv_tokens;
+  }
+  if (tokens == 0) return;
+  const int64_t layers = vlm.config().text.num_hidden_layers;
+  const int bits = static_cast<int>(c10::elementSize(vlm.dtype()) * 8);
+  const auto analytic =
+      methods::kv_memory(vlm.config(), methods::parse_method_stack(method), 1, bits);
+  results::KvMemoryRow row;
+  row.method = method;
+  row.bytes_per_token_layer_measured =
+      static_cast<double>(bytes) / static_cast<double>(tokens) / static_cast<double>(layers);
+  row.analytic = analytic.bytes_nominal;
+  row.vs_original = row.bytes_per_token_layer_measured / analytic.bytes_original;
+  row.vs_mha_equivalent = row.bytes_per_token_layer_measured / analytic.bytes_mha;
+  store.set_kv_memory(run, row);
 }
 
 }  // namespace
@@ -114,14 +221,24 @@ int run_eval(const EvalOptions& o, std::ostream& out) {
   const auto tasks = split_list(o.tasks);
   MLAB_CHECK(!tasks.empty(), "eval: --tasks is empty");
   MLAB_CHECK(o.batch_size > 0, "eval: --batch-size must be positive");
+  const int world = o.world_size >= 0 ? o.world_size : env_int("WORLD_SIZE", 1);
+  const int rank = o.rank >= 0 ? o.rank : env_int("RANK", 0);
+  if (world < 1 || rank < 0 || rank >= world) {
+    throw UsageError("eval: rank " + std::to_string(rank) + " of world size " +
+                     std::to_string(world) + " is not a valid shard (0 <= rank < world size)");
+  }
   models::VlmOptions vo;
-  vo.device = models::parse_device(o.device);
+  std::string device = o.device;
+  // One GPU per rank on a multi-GPU host, as torchrun's LOCAL_RANK says.
+  if (device == "cuda" && world > 1) device += ":" + std::to_string(env_int("LOCAL_RANK", rank));
+  vo.device = models::parse_device(device);
   if (o.dtype != "auto")
     vo.dtype = models::parse_compute_dtype(o.dtype);
   else if (vo.device.is_cpu())
     vo.dtype = c10::kFloat;
   const models::Vlm vlm = models::Vlm::load(o.model, vo);
   const std::string family(models::family_name(vlm.config().family));
+  const std::string method = effective_method(vlm.config());
 
   results::ResultsStore store = results::ResultsStore::open(o.db);
   results::RunInfo info;
@@ -130,17 +247,24 @@ int run_eval(const EvalOptions& o, std::ostream& out) {
   info.device = o.device;
   info.threads = at::get_num_threads();
   info.seed = o.seed;
+  // The resolved config: what a resume must match. The rank is not part of it (every shard
+  // joins the same run); the world size is, so a resume cannot mix shardings.
   info.config = {{"model", std::filesystem::absolute(o.model).string()},
                  {"family", family},
                  {"dtype", std::string(models::compute_dtype_name(vlm.dtype()))},
                  {"methods", o.methods},
+                 {"method_stack", method},
                  {"tasks", tasks},
                  {"limit", o.limit},
                  {"batch_size", o.batch_size},
+                 {"world_size", world},
                  {"datasets", std::filesystem::absolute(o.datasets).string()}};
   const int64_t run = store.begin_run(info);
-  out << "run '" << info.name << "' (id " << run << ") in " << o.db.string() << "\n";
+  out << "run '" << info.name << "' (id " << run << ") in " << o.db.string();
+  if (world > 1) out << ", rank " << rank << " of " << world;
+  out << "\n";
 
+  std::vector<std::pair<std::string, int64_t>> totals;  // (task, samples it must have)
   for (const auto& task_name : tasks) {
     const std::string task = evaluators::canonical_task(task_name);
     const auto config = datasets::TaskConfig::load(o.configs_dir, task);
@@ -152,14 +276,17 @@ int run_eval(const EvalOptions& o, std::ostream& out) {
     int64_t total = reader.info().samples;
     if (o.limit > 0) total = std::min(total, o.limit);
     ProgressOptions po;
-    po.label = task;
+    po.label = world > 1 ? task + " [rank " + std::to_string(rank) + "]" : task;
     po.tty = Progress::is_terminal(2);
-    Progress progress(std::cerr, total, po);
+    // This rank's share of the task: positions p < total with p mod world == rank.
+    const int64_t share = total / world + (rank < total % world ? 1 : 0);
+    Progress progress(std::cerr, share, po);
     std::vector<Pending> batch;
     datasets::Sample sample;
     int64_t seen = 0, skipped = 0, written = 0;
-    while ((o.limit <= 0 || seen < o.limit) && reader.next(sample)) {
-      ++seen;
+    while (seen < total && reader.next(sample)) {
+      const int64_t position = seen++;
+      if (position % world != rank) continue;
       if (done.count({task, sample.id})) {
         ++skipped;
         progress.advance();
@@ -186,26 +313,26 @@ int run_eval(const EvalOptions& o, std::ostream& out) {
       progress.advance(static_cast<int64_t>(batch.size()));
     }
     progress.finish();
-    // Aggregates from every stored row of the task (resumed runs included), in doc order.
-    std::vector<nlohmann::json> scored;
-    int64_t failed = 0;
-    for (const auto& row : store.samples(run, task)) {
-      if (!row.error.empty() || row.metrics.is_null()) {
-        ++failed;
-        continue;
-      }
-      scored.push_back(row.metrics);
+    totals.emplace_back(task, total);
+    // Aggregates need every shard's rows: the rank that completes the task writes them.
+    const auto stored = static_cast<int64_t>(store.samples(run, task).size());
+    if (stored >= total) {
+      store_task_metrics(store, run, task, out, written, skipped);
+    } else {
+      out << task << ": " << written << " new, " << skipped << " already stored; " << stored
+          << " of " << total << " stored, the other ranks complete it\n";
     }
-    const nlohmann::json agg = evaluators::aggregate_scores(task, scored);
-    for (const auto& [metric, value] : agg.items()) {
-      if (value.is_number())
-        store.set_metric(run, task, metric, value.get<double>(),
-                         static_cast<int64_t>(scored.size()));
-    }
-    out << task << ": " << written << " new, " << skipped << " already stored, " << failed
-        << " failed; " << agg.dump() << "\n";
   }
-  store.finish_run(run);
+  // Whichever rank stores the run's last sample sees every task complete here (each rank checks
+  // after its own last write) and finishes the run.
+  bool complete = true;
+  for (const auto& [task, total] : totals)
+    complete = complete && static_cast<int64_t>(store.samples(run, task).size()) >= total;
+  if (complete) {
+    store_kv_memory(store, run, vlm, method);
+    store.finish_run(run);
+    out << "run '" << info.name << "' complete\n";
+  }
   return 0;
 }
 

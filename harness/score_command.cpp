@@ -20,6 +20,7 @@
 #include "evaluators/lmms_output.hpp"
 #include "evaluators/task_scoring.hpp"
 #include "harness/commands.hpp"
+#include "harness/score_files.hpp"
 
 namespace mlab::harness {
 namespace {
@@ -210,7 +211,7 @@ void write_text(const std::filesystem::path& path, const std::string& text) {
 
 }  // namespace
 
-int run_score(const ScoreOptions& options, std::ostream& out) {
+ScoredTask score_task_file(const ScoreOptions& options, bool lmms_logs, std::ostream& out) {
   const bool has_input = !options.input.empty();
   const bool has_predictions = !options.predictions.empty();
   if (has_input == has_predictions) {
@@ -223,8 +224,9 @@ int run_score(const ScoreOptions& options, std::ostream& out) {
                      options.mmbench_fallback + "'");
   }
   const std::string task = evaluators::canonical_task(options.task);
-  const double start_time = perf_seconds();
-  const bool write_logs = !options.output_dir.empty();
+  ScoredTask scored;
+  scored.start_time = perf_seconds();
+  const bool write_logs = lmms_logs;
   std::optional<datasets::TaskConfig> config;
   std::optional<OrderedLines> ordered;
   OrderedJson raw_config, generation;
@@ -249,7 +251,9 @@ int run_score(const ScoreOptions& options, std::ostream& out) {
     if (write_logs) {
       const OrderedJson ordered_line = ordered->next();
       evaluators::LmmsSample sample;
-      sample.doc_id = static_cast<std::int64_t>(samples.size());
+      sample.doc_id = ordered_line.contains("doc_id")
+                          ? ordered_line.at("doc_id").get<std::int64_t>()
+                          : static_cast<std::int64_t>(samples.size());
       sample.doc = ordered_line.at("doc");
       sample.generation_kwargs = generation;
       sample.response = raw_prediction(line, where);
@@ -270,12 +274,14 @@ int run_score(const ScoreOptions& options, std::ostream& out) {
     samples.push_back(std::move(scores));
   }
   MLAB_CHECK(!samples.empty(), reader.path().string(), ": no samples");
-  json results = task_results(task, samples, options);
+  scored.results = task_results(task, samples, options);
+  if (compared > 0) scored.results["log_comparison"] = {{"compared", compared}, {"differ", differ}};
   if (write_logs) {
     // results.json's metric order: lmms-eval's (metric, filter) first-seen order over the docs.
     OrderedJson metrics = OrderedJson::object();
     const std::string filter = evaluators::filter_name(task);
     const OrderedJson metric_list = evaluators::lmms_higher_is_better(task);
+    const json& results = scored.results;
     for (const OrderedJson& sample_line : sample_lines) {
       for (const auto& [metric, _] : metric_list.items()) {
         const std::string key = metric + "," + filter;
@@ -285,7 +291,7 @@ int run_score(const ScoreOptions& options, std::ostream& out) {
         metrics[metric + "_stderr," + filter] = results["results"][metric + "_stderr," + filter];
       }
     }
-    const std::string model_name = config->family(options.family).model_name;
+    scored.model_name = config->family(options.family).model_name;
     evaluators::LmmsConfigInputs inputs{
         .dataset_path = config->dataset.hf_path,
         .dataset_name = config->dataset.hf_config,
@@ -293,8 +299,8 @@ int run_score(const ScoreOptions& options, std::ostream& out) {
         .generation_kwargs = generation,
         .specific_kwargs = dumped_specific_kwargs(
             raw_config.at("prompt").value("lmms_eval_specific_kwargs", OrderedJson()),
-            model_name)};
-    evaluators::LmmsTaskOutput task_output{
+            scored.model_name)};
+    scored.lmms = evaluators::LmmsTaskOutput{
         .task = task,
         .metrics = metrics,
         .config = evaluators::lmms_task_config(task, inputs),
@@ -302,21 +308,36 @@ int run_score(const ScoreOptions& options, std::ostream& out) {
                                              static_cast<std::int64_t>(samples.size())),
         .n_effective = static_cast<std::int64_t>(samples.size()),
         .samples = sample_lines};
-    evaluators::LmmsRunInfo run{.model = model_name,
+  }
+  return scored;
+}
+
+void write_lmms_logs(const std::filesystem::path& dir,
+                     const std::vector<evaluators::LmmsTaskOutput>& tasks,
+                     const evaluators::LmmsRunInfo& run) {
+  std::filesystem::create_directories(dir);
+  write_text(dir / "results.json",
+             evaluators::python_json_dumps(evaluators::lmms_results_json(tasks, run), 2));
+  for (const auto& task : tasks) {
+    std::string text;
+    for (const OrderedJson& l : task.samples) text += evaluators::python_json_dumps(l) + "\n";
+    write_text(dir / ("samples_" + task.task + ".jsonl"), text);
+  }
+}
+
+int run_score(const ScoreOptions& options, std::ostream& out) {
+  const bool write_logs = !options.output_dir.empty();
+  const ScoredTask scored = score_task_file(options, write_logs, out);
+  if (write_logs) {
+    evaluators::LmmsRunInfo run{.model = scored.model_name,
                                 .model_args = options.model_args,
                                 .date = now_datetime(),
-                                .start_time = start_time,
+                                .start_time = scored.start_time,
                                 .end_time = perf_seconds()};
-    std::filesystem::create_directories(options.output_dir);
-    write_text(options.output_dir / "results.json",
-               evaluators::python_json_dumps(evaluators::lmms_results_json({task_output}, run), 2));
-    std::string text;
-    for (const OrderedJson& l : sample_lines) text += evaluators::python_json_dumps(l) + "\n";
-    write_text(options.output_dir / ("samples_" + task + ".jsonl"), text);
+    write_lmms_logs(options.output_dir, {*scored.lmms}, run);
   }
-  if (has_input && !options.aggregate) return 0;
-  if (compared > 0) results["log_comparison"] = {{"compared", compared}, {"differ", differ}};
-  out << results.dump() << "\n";
+  if (!options.input.empty() && !options.aggregate) return 0;
+  out << scored.results.dump() << "\n";
   return 0;
 }
 

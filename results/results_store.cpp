@@ -253,15 +253,32 @@ ResultsStore ResultsStore::open(const fs::path& path, const OpenOptions& options
     }
   }
 
+  int64_t version = kSchemaVersion;
   auto check_version = [&] {
     Stmt s(raw, path, "SELECT max(version) FROM schema_version");
     MLAB_CHECK(s.step(), path.string(), ": ", what, ": schema_version is empty");
-    const int64_t version = s.int_at(0);
+    version = s.int_at(0);
     MLAB_CHECK(version <= kSchemaVersion, path.string(), ": ", what,
                ": the database has schema version ", version, " but this mla-bench reads ",
                "versions up to ", kSchemaVersion, "; use a newer mla-bench or another --db");
     MLAB_CHECK(version >= 1, path.string(), ": ", what, ": bad schema version ", version);
-    // Version 1 is the first; later versions migrate older databases here.
+  };
+  // Schema migrations (schema.sql's version history), run inside the open transaction.
+  auto migrate = [&] {
+    if (version < 2) {
+      for (const char* column :
+           {"prompt_tokens INTEGER NOT NULL DEFAULT 0", "new_tokens INTEGER NOT NULL DEFAULT 0",
+            "kv_tokens INTEGER NOT NULL DEFAULT 0", "prefill_s REAL NOT NULL DEFAULT 0",
+            "decode_s REAL NOT NULL DEFAULT 0"}) {
+        exec(raw, path, str_cat("ALTER TABLE samples ADD COLUMN ", column).c_str(),
+             "migrating the results database from schema version 1 to 2");
+      }
+    }
+    if (version < kSchemaVersion) {
+      exec(raw, path, str_cat("UPDATE schema_version SET version = ", kSchemaVersion).c_str(),
+           "migrating the results database");
+      version = kSchemaVersion;
+    }
   };
   auto check_ours = [&] {
     Stmt any(raw, path, "SELECT count(*) FROM sqlite_master");
@@ -279,13 +296,16 @@ ResultsStore ResultsStore::open(const fs::path& path, const OpenOptions& options
     transaction(raw, path, what, [&] {
       if (has_table(raw, path, "schema_version")) {
         check_version();
+        migrate();
       } else {
         check_ours();
         exec(raw, path, detail::kSchemaSql, "creating the results schema");
       }
     });
   }
-  return ResultsStore(path, std::move(db));
+  ResultsStore store(path, std::move(db));
+  store.version_ = static_cast<int>(version);
+  return store;
 }
 
 int64_t ResultsStore::begin_run(const RunInfo& info) {
@@ -367,7 +387,8 @@ int64_t ResultsStore::add_samples(int64_t run, const std::vector<SampleRow>& row
   return transaction(db_.get(), path_, what, [&]() -> int64_t {
     Stmt insert(db_.get(), path_,
                 "INSERT OR IGNORE INTO samples (run_id, task, sample_id, prediction, "
-                "metrics_json, latency_s, kv_bytes, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "metrics_json, latency_s, kv_bytes, error, prompt_tokens, new_tokens, kv_tokens, "
+                "prefill_s, decode_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 what);
     int64_t added = 0;
     for (const auto& row : rows) {
@@ -378,7 +399,12 @@ int64_t ResultsStore::add_samples(int64_t run, const std::vector<SampleRow>& row
           .bind(5, row.metrics.dump())
           .bind(6, row.latency_s)
           .bind(7, row.kv_bytes)
-          .bind(8, row.error);
+          .bind(8, row.error)
+          .bind(9, row.prompt_tokens)
+          .bind(10, row.new_tokens)
+          .bind(11, row.kv_tokens)
+          .bind(12, row.prefill_s)
+          .bind(13, row.decode_s);
       insert.step();
       added += sqlite3_changes(db_.get());
       insert.reset();
@@ -388,9 +414,12 @@ int64_t ResultsStore::add_samples(int64_t run, const std::vector<SampleRow>& row
 }
 
 std::vector<SampleRow> ResultsStore::samples(int64_t run, const std::string& task) const {
+  // A version-1 file opened read-only has no speed columns: they read as 0.
+  const char* v2 = version_ >= 2 ? "prompt_tokens, new_tokens, kv_tokens, prefill_s, decode_s"
+                                 : "0, 0, 0, 0.0, 0.0";
   Stmt s(db_.get(), path_,
-         "SELECT task, sample_id, prediction, metrics_json, latency_s, kv_bytes, error "
-         "FROM samples WHERE run_id = ?1 AND (?2 = '' OR task = ?2) ORDER BY id");
+         str_cat("SELECT task, sample_id, prediction, metrics_json, latency_s, kv_bytes, error, ",
+                 v2, " FROM samples WHERE run_id = ?1 AND (?2 = '' OR task = ?2) ORDER BY id"));
   s.bind(1, run).bind(2, task);
   std::vector<SampleRow> out;
   while (s.step()) {
@@ -402,6 +431,11 @@ std::vector<SampleRow> ResultsStore::samples(int64_t run, const std::string& tas
     r.latency_s = s.real_at(4);
     r.kv_bytes = s.int_at(5);
     r.error = s.text_at(6);
+    r.prompt_tokens = s.int_at(7);
+    r.new_tokens = s.int_at(8);
+    r.kv_tokens = s.int_at(9);
+    r.prefill_s = s.real_at(10);
+    r.decode_s = s.real_at(11);
     out.push_back(std::move(r));
   }
   return out;

@@ -20,7 +20,7 @@ struct sqlite3;
 namespace mlab::results {
 
 // The schema version this build writes and reads (schema_version.version).
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 
 // What a run is: stored once, when the run is created.
 struct RunInfo {
@@ -48,8 +48,14 @@ struct SampleRow {
   std::string prediction;
   nlohmann::json metrics = nlohmann::json::object();  // per-sample metric values
   double latency_s = 0;
-  int64_t kv_bytes = 0;
-  std::string error;  // non-empty: the sample failed with this message
+  int64_t kv_bytes = 0;  // the sample's share of its batch's KV cache
+  std::string error;     // non-empty: the sample failed with this message
+  // The sample's share of its batch's work (schema version 2; 0 in rows migrated from 1).
+  int64_t prompt_tokens = 0;  // prefilled tokens, padding included
+  int64_t new_tokens = 0;     // decode positions computed
+  int64_t kv_tokens = 0;      // token slots the KV cache held at the end
+  double prefill_s = 0;
+  double decode_s = 0;
 };
 
 struct MetricRow {
@@ -78,7 +84,8 @@ struct OpenOptions {
 
 class ResultsStore {
  public:
-  // Opens `db`, creating it (and its schema) when absent. Throws mlab::Error naming the file for
+  // Opens `db`, creating it (and its schema) when absent; a writable open migrates a database of
+  // an older schema version in one transaction (its rows are kept). Throws mlab::Error naming the file for
   // a database with a newer schema_version (both versions in the message), a file that is not
   // an MLA-Bench results database, a read-only file (unless options.read_only), a locked one.
   static ResultsStore open(const std::filesystem::path& db, const OpenOptions& options = {});
@@ -123,6 +130,7 @@ class ResultsStore {
 
   std::filesystem::path path_;
   std::unique_ptr<sqlite3, Closer> db_;
+  int version_ = kSchemaVersion;  // of the file (older only when opened read-only)
 };
 
 // "" when equal, else the first difference as "<JSON pointer>: stored <a>, now <b>" (exposed for

@@ -1,7 +1,11 @@
 -- MLA-Bench results store (DESIGN.md §3, STYLE.md rule 18). Append-only: runs and samples are
 -- never updated except runs.finished_at; metrics and kv_memory are derived from the samples and
 -- may be recomputed (one row per key). results_store.cpp embeds this file at build time and runs
--- it on a database without tables; schema_version holds the one version row (1).
+-- it on a database without tables; schema_version holds the one version row (2).
+-- Version history (results_store.cpp migrates older databases when it opens them for writing):
+--   1  first version
+--   2  samples gain prompt_tokens, new_tokens, kv_tokens, prefill_s, decode_s (speed and
+--      per-token KV bytes recomputed from the stored rows)
 CREATE TABLE IF NOT EXISTS schema_version (
   version INTEGER NOT NULL
 );
@@ -27,8 +31,14 @@ CREATE TABLE IF NOT EXISTS samples (
   prediction TEXT NOT NULL,
   metrics_json TEXT NOT NULL,  -- per-sample metric values (JSON object)
   latency_s REAL NOT NULL,
-  kv_bytes INTEGER NOT NULL,
+  kv_bytes INTEGER NOT NULL,   -- the sample's share of its batch's KV cache (bytes, all layers)
   error TEXT NOT NULL DEFAULT '',  -- non-empty: the sample failed with this message
+  -- version 2: the sample's share of its batch's work (a batch's totals divided by its rows)
+  prompt_tokens INTEGER NOT NULL DEFAULT 0,  -- prompt tokens prefilled (padding included)
+  new_tokens INTEGER NOT NULL DEFAULT 0,     -- decode positions computed
+  kv_tokens INTEGER NOT NULL DEFAULT 0,      -- token slots held in the KV cache at the end
+  prefill_s REAL NOT NULL DEFAULT 0,         -- vision + prefill seconds
+  decode_s REAL NOT NULL DEFAULT 0,          -- decode seconds
   UNIQUE (run_id, task, sample_id)
 );
 
@@ -53,4 +63,4 @@ CREATE TABLE IF NOT EXISTS kv_memory (
   UNIQUE (run_id, method)
 );
 
-INSERT INTO schema_version (version) VALUES (1);
+INSERT INTO schema_version (version) VALUES (2);

@@ -193,10 +193,74 @@ TEST_CASE("results store: a database with a newer schema version is rejected") {
   }
   raw_exec(db, "UPDATE schema_version SET version = 99");
   REQUIRE_THROWS_WITH(ResultsStore::open(db),
-                      Contains(db.string()) && Contains("version 99") && Contains("up to 1"));
+                      Contains(db.string()) && Contains("version 99") && Contains("up to 2"));
   REQUIRE_THROWS_WITH(ResultsStore::open(db, {.read_only = true}), Contains("version 99"));
-  raw_exec(db, "UPDATE schema_version SET version = 1");
+  raw_exec(db, "UPDATE schema_version SET version = 2");
   CHECK(count_samples(db) == 1);
+}
+
+TEST_CASE("results store: a version-1 database is read as is and migrated when opened to write") {
+  const auto db = mlab::test::scratch_dir("results_migrate") / "results.db";
+  // The version-1 layout (results/schema.sql as of schema version 1) with one run and sample.
+  raw_exec(db,
+           "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+           "CREATE TABLE runs (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, git_sha TEXT "
+           "NOT NULL, torch_version TEXT NOT NULL, device TEXT NOT NULL, threads INTEGER NOT "
+           "NULL, seed INTEGER NOT NULL, config_json TEXT NOT NULL, started_at TEXT NOT NULL, "
+           "finished_at TEXT);"
+           "CREATE TABLE samples (id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL REFERENCES "
+           "runs(id), task TEXT NOT NULL, sample_id TEXT NOT NULL, prediction TEXT NOT NULL, "
+           "metrics_json TEXT NOT NULL, latency_s REAL NOT NULL, kv_bytes INTEGER NOT NULL, "
+           "error TEXT NOT NULL DEFAULT '', UNIQUE (run_id, task, sample_id));"
+           "CREATE TABLE metrics (id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL REFERENCES "
+           "runs(id), task TEXT NOT NULL, metric TEXT NOT NULL, value REAL NOT NULL, n INTEGER "
+           "NOT NULL, UNIQUE (run_id, task, metric));"
+           "CREATE TABLE kv_memory (id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL REFERENCES "
+           "runs(id), method TEXT NOT NULL, bytes_per_token_layer_measured REAL NOT NULL, "
+           "analytic REAL NOT NULL, vs_original REAL NOT NULL, vs_mha_equivalent REAL NOT NULL, "
+           "UNIQUE (run_id, method));"
+           "INSERT INTO schema_version VALUES (1);"
+           "INSERT INTO runs VALUES (1, 'old', 'sha', '2.11.0', 'cpu', 2, 7, '{}', "
+           "'2026-11-01T00:00:00Z', NULL);"
+           "INSERT INTO samples (run_id, task, sample_id, prediction, metrics_json, latency_s, "
+           "kv_bytes) VALUES (1, 'pope', 's1', 'Yes', '{\"pope_accuracy\": 1}', 0.5, 1024);");
+  {
+    auto store = ResultsStore::open(db, {.read_only = true});  // no migration, zeros
+    const auto rows = store.samples(1);
+    REQUIRE(rows.size() == 1);
+    CHECK(rows[0].prediction == "Yes");
+    CHECK(rows[0].kv_bytes == 1024);
+    CHECK(rows[0].prompt_tokens == 0);
+    CHECK(rows[0].decode_s == 0);
+  }
+  {
+    auto store = ResultsStore::open(db);  // migrates to version 2
+    SampleRow row = sample("pope", "s2");
+    row.prompt_tokens = 37;
+    row.new_tokens = 3;
+    row.kv_tokens = 39;
+    row.prefill_s = 0.125;
+    row.decode_s = 0.0625;
+    CHECK(store.add_samples(1, {row}) == 1);
+    const auto rows = store.samples(1);
+    REQUIRE(rows.size() == 2);
+    CHECK(rows[0].prediction == "Yes");
+    CHECK(rows[0].new_tokens == 0);
+    CHECK(rows[1].prompt_tokens == 37);
+    CHECK(rows[1].new_tokens == 3);
+    CHECK(rows[1].kv_tokens == 39);
+    CHECK(rows[1].prefill_s == 0.125);
+    CHECK(rows[1].decode_s == 0.0625);
+  }
+  sqlite3* raw = nullptr;
+  REQUIRE(sqlite3_open(db.c_str(), &raw) == SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  REQUIRE(sqlite3_prepare_v2(raw, "SELECT version FROM schema_version", -1, &stmt, nullptr) ==
+          SQLITE_OK);
+  REQUIRE(sqlite3_step(stmt) == SQLITE_ROW);
+  CHECK(sqlite3_column_int(stmt, 0) == 2);
+  sqlite3_finalize(stmt);
+  sqlite3_close(raw);
 }
 
 TEST_CASE("results store: foreign files are rejected") {
