@@ -1,6 +1,10 @@
 // `mla-bench eval` end to end on a tiny fixture VLM and the fixture dataset dirs: every sample is
 // stored once, a rerun of the same run name resumes (stores nothing twice), a changed config is
 // refused, and only implemented methods are accepted.
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "results/results_store.hpp"
@@ -78,4 +82,124 @@ TEST_CASE("regress: equal runs pass, a drop beyond tolerance exits 1 and is list
   r = mlab::test::run_mla_bench("regress --db " + db + " --baseline t --candidate nope");
   CHECK(r.code == 1);
   CHECK_THAT(r.err, Catch::Contains("no run named 'nope'") && Catch::Contains("worse"));
+}
+
+namespace {
+
+// The stored rows of a run as (task/id -> prediction).
+std::map<std::string, std::string> predictions(const std::string& db, const std::string& run) {
+  auto store = mlab::results::ResultsStore::open(db, {.read_only = true});
+  std::map<std::string, std::string> out;
+  for (const auto& row : store.samples(*store.find_run(run))) {
+    INFO(row.task << "/" << row.sample_id);
+    CHECK(out.emplace(row.task + "/" + row.sample_id, row.prediction).second);  // never twice
+  }
+  return out;
+}
+
+std::map<std::string, double> metric_values(const std::string& db, const std::string& run,
+                                            bool with_perf = false) {
+  auto store = mlab::results::ResultsStore::open(db, {.read_only = true});
+  std::map<std::string, double> out;
+  for (const auto& m : store.metrics(*store.find_run(run))) {
+    if (with_perf || m.metric.rfind("perf:", 0) != 0) out[m.task + "/" + m.metric] = m.value;
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("eval: speed, KV bytes per token and the kv_memory row come from the caches",
+          "[harness][eval]") {
+  const auto db = (mlab::test::scratch_dir("eval_perf") / "r.sqlite").string();
+  auto r = mlab::test::run_mla_bench(eval_args(db, "pope,ai2d"));
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  CHECK_THAT(r.out, Catch::Contains("run 't' complete"));
+  auto store = mlab::results::ResultsStore::open(db, {.read_only = true});
+  const auto run = *store.find_run("t");
+  CHECK_FALSE(store.run(run).finished_at.empty());
+  // The tiny LLaVA fixture: 2 layers, 4 KV heads x head_dim 16 (config.json), fp32 on CPU: a
+  // dense cache holds 2 * 4 * 16 * 4 B = 512 B per token per layer, 1024 B per token.
+  const auto kv = store.kv_memory(run);
+  REQUIRE(kv.size() == 1);
+  CHECK(kv[0].method == "full");
+  CHECK(kv[0].bytes_per_token_layer_measured == 512.0);
+  CHECK(kv[0].analytic == 512.0);
+  CHECK(kv[0].vs_original == 1.0);
+  const auto m = metric_values(db, "t", true);
+  CHECK(m.at("pope/perf:kv_bytes_per_token") == 1024.0);
+  CHECK(m.at("ai2d/perf:kv_bytes_per_token") == 1024.0);
+  CHECK(m.at("pope/perf:prefill_tokens_per_s") > 0);
+  CHECK(m.at("pope/perf:decode_tokens_per_s") > 0);
+  // Every sample carries its share of its batch: prompt + decoded positions = cached tokens.
+  for (const auto& row : store.samples(run)) {
+    CHECK(row.prompt_tokens > 0);
+    CHECK(row.kv_tokens == row.prompt_tokens + row.new_tokens);
+    CHECK(row.kv_bytes == row.kv_tokens * 1024);
+    CHECK(row.prefill_s > 0);
+  }
+}
+
+TEST_CASE("eval: two shards writing to one database at once store every sample once",
+          "[harness][eval][ranks]") {
+  const auto dir = mlab::test::scratch_dir("eval_ranks");
+  const auto db = (dir / "shards.sqlite").string();
+  const auto one = (dir / "one.sqlite").string();
+  // The same evaluation by one process, the reference.
+  REQUIRE(mlab::test::run_mla_bench(eval_args(one, "pope,ai2d,gqa")).code == 0);
+  // Two processes at once, as torchrun's ranks are (RANK/WORLD_SIZE in the environment).
+  const std::string bin = std::string(MLAB_BINARY_DIR) + "/mla-bench ";
+  const std::string args = eval_args(db, "pope,ai2d,gqa");
+  const std::string both = "(RANK=0 WORLD_SIZE=2 " + bin + args + " > " + (dir / "r0.txt").string() +
+                           " 2>&1 & RANK=1 WORLD_SIZE=2 " + bin + args + " > " +
+                           (dir / "r1.txt").string() + " 2>&1 & wait %1 && wait %2)";
+  REQUIRE(std::system(both.c_str()) == 0);
+  const auto shards = predictions(db, "t");
+  CHECK(shards.size() == 3 + 2 + 2);
+  CHECK(shards == predictions(one, "t"));
+  // Each shard wrote a different part; whichever stored a task's last sample wrote its metrics.
+  auto with_world = metric_values(db, "t");
+  CHECK(with_world == metric_values(one, "t"));
+  auto store = mlab::results::ResultsStore::open(db, {.read_only = true});
+  CHECK_FALSE(store.run(*store.find_run("t")).finished_at.empty());
+  CHECK(store.kv_memory(*store.find_run("t")).size() == 1);
+  // A rank outside the world is a usage error.
+  auto r = mlab::test::run_mla_bench(eval_args(db, "pope") + " --rank 2 --world-size 2");
+  CHECK(r.code == 2);
+  CHECK_THAT(r.err, Catch::Contains("rank 2 of world size 2"));
+}
+
+TEST_CASE("export: a run in lmms-eval's layout that score reads back with the same numbers",
+          "[harness][export]") {
+  const auto dir = mlab::test::scratch_dir("eval_export");
+  const auto db = (dir / "r.sqlite").string();
+  REQUIRE(mlab::test::run_mla_bench(eval_args(db, "pope,ai2d")).code == 0);
+  const auto out = dir / "lmms";
+  auto r = mlab::test::run_mla_bench("export --db " + db + " --run t --out " + out.string());
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  CHECK_THAT(r.out, Catch::Contains("pope: 3 samples exported"));
+  std::ifstream in(out / "results.json");
+  const auto results = nlohmann::json::parse(in);
+  const auto stored = metric_values(db, "t");
+  CHECK(results["results"]["pope"]["pope_yes_ratio,none"].get<double>() ==
+        stored.at("pope/pope_yes_ratio"));
+  CHECK(results["results"]["ai2d"]["exact_match,flexible-extract"].get<double>() ==
+        stored.at("ai2d/exact_match"));
+  CHECK(results["n-samples"]["pope"]["effective"] == 3);
+  // The per-sample log is lmms-eval's: score --predictions rescores it to the same aggregates
+  // and every logged per-sample value agrees.
+  r = mlab::test::run_mla_bench("score --task pope --predictions " +
+                                (out / "samples_pope.jsonl").string());
+  REQUIRE(r.code == 0);
+  const auto rescored = nlohmann::json::parse(r.out);
+  CHECK(rescored["log_comparison"]["differ"] == 0);
+  CHECK(rescored["log_comparison"]["compared"] == 3);
+  CHECK(rescored["results"]["pope_yes_ratio,none"].get<double>() ==
+        stored.at("pope/pope_yes_ratio"));
+  // Unknown runs are named.
+  r = mlab::test::run_mla_bench("export --db " + db + " --run nope --out " + out.string());
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Catch::Contains("no run named 'nope'") && Catch::Contains("t"));
 }
