@@ -162,6 +162,12 @@ struct Cli {
     eval->add_option("--world-size", ev->world_size,
                      "Number of shards writing to the one database (default: torchrun's "
                      "WORLD_SIZE, else 1)");
+    eval->add_option("--paper-row", ev->paper_row,
+                     "The paper table cell row this run fills, e.g. table1/llava15_7b/original "
+                     "(see: mla-bench report)");
+    eval->add_option("--series", ev->series,
+                     "Dashboard series this run belongs to (e.g. nightly-llava); default: model "
+                     "+ methods + dtype");
     eval->callback([this, ev, &out] { action = [ev, &out] { return run_eval(*ev, out); }; });
 
     auto rp = std::make_shared<ReportOptions>();
@@ -188,8 +194,9 @@ struct Cli {
     dashboard->add_option("--title", db_opts->title, "Page title")->capture_default_str();
     dashboard->add_option("--configs", db_opts->configs_dir, "Directory of task configs")
         ->capture_default_str();
-    dashboard->callback(
-        [this, db_opts, &out] { action = [db_opts, &out] { return run_dashboard(*db_opts, out); }; });
+    dashboard->callback([this, db_opts, &out] {
+      action = [db_opts, &out] { return run_dashboard(*db_opts, out); };
+    });
 
     auto ex = std::make_shared<ExportOptions>();
     ex->configs_dir = std::filesystem::path(MLAB_SOURCE_DIR) / "configs" / "tasks";
@@ -200,7 +207,8 @@ struct Cli {
     export_cmd->add_option("--out", ex->out_dir, "Output directory")->required();
     export_cmd->add_option("--configs", ex->configs_dir, "Directory of task configs")
         ->capture_default_str();
-    export_cmd->callback([this, ex, &out] { action = [ex, &out] { return run_export(*ex, out); }; });
+    export_cmd->callback(
+        [this, ex, &out] { action = [ex, &out] { return run_export(*ex, out); }; });
 
     auto rg = std::make_shared<RegressOptions>();
     rg->configs_dir = std::filesystem::path(MLAB_SOURCE_DIR) / "configs" / "tasks";

@@ -171,6 +171,10 @@ struct EvalOptions {
   // environment (0 of 1 when unset).
   int rank = -1;
   int world_size = -1;
+  // Recorded in the run's config: the paper table row the run fills ("table<N>/<row id>", read by
+  // `report`), and the series the dashboard draws its trend in (default: model + methods + dtype).
+  std::string paper_row;
+  std::string series;
 };
 // `mla-bench eval`: generate, score and store every sample; resumes a run of the same name.
 int run_eval(const EvalOptions& options, std::ostream& out);

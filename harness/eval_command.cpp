@@ -31,9 +31,9 @@
 #include "datasets/task_prompt.hpp"
 #include "evaluators/task_scoring.hpp"
 #include "harness/commands.hpp"
+#include "methods/kv_memory.hpp"
 #include "models/image/rgb8_image.hpp"
 #include "models/nn/weights.hpp"
-#include "methods/kv_memory.hpp"
 #include "models/runtime/mla_attention.hpp"
 #include "models/runtime/vlm.hpp"
 #include "results/perf_metrics.hpp"
@@ -259,6 +259,17 @@ int run_eval(const EvalOptions& o, std::ostream& out) {
                  {"batch_size", o.batch_size},
                  {"world_size", world},
                  {"datasets", std::filesystem::absolute(o.datasets).string()}};
+  if (!o.paper_row.empty()) {
+    const auto slash = o.paper_row.find('/');
+    if (o.paper_row.rfind("table", 0) != 0 || slash == std::string::npos) {
+      throw UsageError(
+          "eval: --paper-row must be table<N>/<row id> (e.g. "
+          "table1/llava15_7b/original), got '" +
+          o.paper_row + "'");
+    }
+    info.config["paper_row"] = o.paper_row;
+  }
+  if (!o.series.empty()) info.config["series"] = o.series;
   const int64_t run = store.begin_run(info);
   out << "run '" << info.name << "' (id " << run << ") in " << o.db.string();
   if (world > 1) out << ", rank " << rank << " of " << world;

@@ -39,8 +39,8 @@ std::string compact_date() {
 
 // Writes <tmp> with one {"doc_id", "prediction", "doc"} line per stored, unfailed sample of the
 // task in dataset order; returns how many lines.
-int64_t join_predictions(const fs::path& dataset_dir, const std::map<std::string, std::string>& by_id,
-                         const fs::path& tmp) {
+int64_t join_predictions(const fs::path& dataset_dir,
+                         const std::map<std::string, std::string>& by_id, const fs::path& tmp) {
   const fs::path samples = dataset_dir / "samples.jsonl";
   std::ifstream in(samples);
   MLAB_CHECK(in.good(), samples.string(),
@@ -145,13 +145,12 @@ int run_export(const ExportOptions& o, std::ostream& out) {
     out << "\n";
   }
   MLAB_CHECK(!outputs.empty(), o.db.string(), ": run '", o.run, "' has no scored samples");
-  evaluators::LmmsRunInfo info{
-      .model = model_name,
-      .model_args = "pretrained=" + config.at("model").get<std::string>(),
-      .batch_size = std::to_string(config.value("batch_size", 1)),
-      .date = compact_date(),
-      .start_time = start_time,
-      .end_time = start_time};
+  evaluators::LmmsRunInfo info{.model = model_name,
+                               .model_args = "pretrained=" + config.at("model").get<std::string>(),
+                               .batch_size = std::to_string(config.value("batch_size", 1)),
+                               .date = compact_date(),
+                               .start_time = start_time,
+                               .end_time = start_time};
   if (!run.info.git_sha.empty()) info.git_hash = run.info.git_sha;
   write_lmms_logs(o.out_dir, outputs, info);
   out << "wrote " << (o.out_dir / "results.json").string() << " and " << outputs.size()

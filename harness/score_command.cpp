@@ -198,8 +198,7 @@ std::string now_datetime() {
 }
 
 double perf_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 void write_text(const std::filesystem::path& path, const std::string& text) {

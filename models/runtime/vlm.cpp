@@ -350,6 +350,9 @@ GenerateResult Vlm::generate(const VlmInputs& inputs, const GenerateOptions& opt
   at::Tensor next = s.last_logits.argmax(-1).cpu();
   result.prefill_seconds = seconds_since(start);
   start = std::chrono::steady_clock::now();
+  std::size_t stop_window = 16;
+  for (const auto& stop : options.stop_strings)
+    stop_window = std::max(stop_window, 16 + 2 * stop.size());
   auto is_eos = [&](int64_t id) {
     return std::find(eos_ids_.begin(), eos_ids_.end(), id) != eos_ids_.end();
   };
@@ -360,7 +363,13 @@ GenerateResult Vlm::generate(const VlmInputs& inputs, const GenerateOptions& opt
       result.tokens[b].push_back(next_ids[b]);
       if (options.stop_at_eos && is_eos(next_ids[b])) finished[b] = true;
       if (!options.stop_strings.empty()) {
-        const std::vector<int32_t> ids32(result.tokens[b].begin(), result.tokens[b].end());
+        // A stop string completes with the newest token, so it lies in the text of the last few
+        // tokens (each adds at least one byte): decode a window that covers the longest stop
+        // with room to spare, not the whole answer (which made every step O(answer length)).
+        const auto& all = result.tokens[b];
+        const std::size_t from = all.size() > stop_window ? all.size() - stop_window : 0;
+        const std::vector<int32_t> ids32(all.begin() + static_cast<std::ptrdiff_t>(from),
+                                         all.end());
         const std::string text = tokenizer_->decode(ids32, true);
         for (const auto& stop : options.stop_strings) {
           if (!stop.empty() && text.find(stop) != std::string::npos) finished[b] = true;

@@ -151,9 +151,9 @@ TEST_CASE("eval: two shards writing to one database at once store every sample o
   // Two processes at once, as torchrun's ranks are (RANK/WORLD_SIZE in the environment).
   const std::string bin = std::string(MLAB_BINARY_DIR) + "/mla-bench ";
   const std::string args = eval_args(db, "pope,ai2d,gqa");
-  const std::string both = "(RANK=0 WORLD_SIZE=2 " + bin + args + " > " + (dir / "r0.txt").string() +
-                           " 2>&1 & RANK=1 WORLD_SIZE=2 " + bin + args + " > " +
-                           (dir / "r1.txt").string() + " 2>&1 & wait %1 && wait %2)";
+  const std::string both = "(RANK=0 WORLD_SIZE=2 " + bin + args + " > " +
+                           (dir / "r0.txt").string() + " 2>&1 & RANK=1 WORLD_SIZE=2 " + bin + args +
+                           " > " + (dir / "r1.txt").string() + " 2>&1 & wait %1 && wait %2)";
   REQUIRE(std::system(both.c_str()) == 0);
   const auto shards = predictions(db, "t");
   CHECK(shards.size() == 3 + 2 + 2);
