@@ -1,11 +1,15 @@
-// `mla-bench report` and configs/paper/table{1,2}.json: the JSON holds exactly the cells of the
-// paper text's Tables 1 and 2 (checked against ../shared/paper/mha2mla-vlm.txt when present), the
-// report lists every published number, fills a row from the run mapped to it, and refuses an
-// unknown table with exit 2.
+// `mla-bench report` and configs/paper/table{1,2,3,4}.json: the JSON holds exactly the cells of
+// the paper text's Tables 1-4 (checked against ../shared/paper/mha2mla-vlm.txt when present), the
+// report lists every published number in md, csv and html (a well-formed, escaped page), fills a
+// row from the run mapped to it, prints all four tables with --table all, and refuses an unknown
+// table or format with exit 2.
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -38,6 +42,78 @@ std::string trim(const std::string& s) {
   return s.substr(b, s.find_last_not_of(" \r") - b + 1);
 }
 
+std::string html_escape(const std::string& s) {
+  std::string e;
+  for (char c : s) {
+    if (c == '&')
+      e += "&amp;";
+    else if (c == '<')
+      e += "&lt;";
+    else if (c == '>')
+      e += "&gt;";
+    else if (c == '"')
+      e += "&quot;";
+    else if (c == '\'')
+      e += "&#39;";
+    else
+      e += c;
+  }
+  return e;
+}
+
+// "" when `html` is well formed: every element closed in order (void elements aside, <style>
+// content skipped), attribute quotes balanced, and text free of raw '<', '>' and of '&' that does
+// not start an entity; else the first problem found.
+std::string html_problem(const std::string& html) {
+  static const std::set<std::string> kVoid = {"br", "meta", "hr", "img", "link"};
+  std::vector<std::string> open;
+  for (size_t i = 0; i < html.size();) {
+    const char c = html[i];
+    if (c == '<') {
+      const auto close = html.find('>', i);
+      if (close == std::string::npos) return "unterminated tag at " + std::to_string(i);
+      const std::string tag = html.substr(i + 1, close - i - 1);
+      i = close + 1;
+      if (tag.rfind("!doctype", 0) == 0) continue;
+      if (std::count(tag.begin(), tag.end(), '"') % 2 != 0) return "odd quotes in <" + tag + ">";
+      const bool end = !tag.empty() && tag[0] == '/';
+      const std::string rest = tag.substr(end ? 1 : 0);
+      const std::string name = rest.substr(0, rest.find_first_of(" \t\n/"));
+      if (name.empty()) return "empty tag at " + std::to_string(i);
+      if (end) {
+        if (open.empty() || open.back() != name) {
+          return "</" + name + "> closes <" + (open.empty() ? std::string() : open.back()) + ">";
+        }
+        open.pop_back();
+      } else if (kVoid.count(name) == 0) {
+        open.push_back(name);
+        if (name == "style") i = html.find("</style>", i);  // CSS, not text
+        if (i == std::string::npos) return "unclosed <style>";
+      }
+    } else if (c == '>') {
+      return "raw '>' in text at " + std::to_string(i);
+    } else if (c == '&') {
+      const auto semi = html.find(';', i);
+      const std::string entity = html.substr(i + 1, semi == std::string::npos ? 0 : semi - i - 1);
+      const bool ok =
+          !entity.empty() && entity.size() <= 8 &&
+          (std::all_of(entity.begin(), entity.end(), ::isalpha) ||
+           (entity[0] == '#' && std::all_of(entity.begin() + 1, entity.end(), ::isdigit)));
+      if (!ok) return "stray '&' at " + std::to_string(i);
+      i = semi + 1;
+    } else {
+      ++i;
+    }
+  }
+  return open.empty() ? "" : "unclosed <" + open.back() + ">";
+}
+
+size_t count_of(const std::string& text, const std::string& needle) {
+  size_t n = 0;
+  for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+
 // The report line of a row ("| <id> |" in md, "<id>," in csv).
 std::string line_of(const std::string& output, const std::string& start) {
   std::istringstream in(output);
@@ -68,7 +144,7 @@ TEST_CASE("paper tables: the JSON holds exactly the cells of the paper text", "[
     return;
   }
   const std::string text = read_file(paper);
-  for (int n : {1, 2}) {
+  for (int n : {1, 2, 3, 4}) {
     INFO("table " << n);
     const auto t = load_table(n);
     auto begin = text.find(t.at("text_begin").get<std::string>());
@@ -106,18 +182,21 @@ TEST_CASE("paper tables: the JSON holds exactly the cells of the paper text", "[
 }
 
 TEST_CASE("report: every published number, no run without a database", "[harness][report]") {
-  for (int n : {1, 2}) {
+  for (int n : {1, 2, 3, 4}) {
     const auto t = load_table(n);
-    for (const std::string format : {"md", "csv"}) {
+    for (const std::string format : {"md", "csv", "html"}) {
       INFO("table " << n << " " << format);
       const auto r =
           mlab::test::run_mla_bench("report --table " + std::to_string(n) + " --format " + format);
       INFO(r.out << r.err);
       REQUIRE(r.code == 0);
       CHECK_THAT(r.out, Contains("no run"));
+      const bool html = format == "html";
       for (const auto& row : t.at("rows")) {
         const std::string id = row.at("id");
-        const auto line = line_of(r.out, format == "md" ? "| " + id + " |" : id + ",");
+        const auto line = line_of(r.out, format == "md" ? "| " + id + " |"
+                                         : html         ? "<tr><td class=\"id\">" + id + "</td>"
+                                                        : id + ",");
         INFO(id);
         REQUIRE(!line.empty());
         size_t at = 0;  // the numbers appear in the paper's order
@@ -129,9 +208,12 @@ TEST_CASE("report: every published number, no run without a database", "[harness
         }
         // KV Mem. and Tokens are shown whole on every row they span.
         for (const auto& c : row.at("cells")) {
-          if (c.at("value").is_string())
-            CHECK_THAT(line, Contains(c.at("value").get<std::string>()));
+          if (c.at("value").is_string()) {
+            const std::string v = c.at("value");
+            CHECK_THAT(line, Contains(html ? html_escape(v) : v));
+          }
         }
+        if (html) CHECK_THAT(line, Contains("<td class=\"m norun\">"));
       }
     }
   }
@@ -183,11 +265,194 @@ TEST_CASE("report: a run mapped to a row shows its values and the difference",
   CHECK_THAT(line_of(r.out, "pruning/h2o/81.25,"), Contains(",61.43,no run,"));
 }
 
+TEST_CASE("paper tables 3 and 4: the rows runs map to", "[harness][report]") {
+  // Table 3: four designs (the full method, then each ablation) at d_kv 32 and 64, as printed.
+  const auto t3 = load_table(3);
+  std::vector<std::string> ids;
+  std::vector<double> avgs;
+  for (const auto& row : t3.at("rows")) {
+    ids.push_back(row.at("id"));
+    const auto& cells = row.at("cells");
+    const auto avg = std::find_if(cells.begin(), cells.end(),
+                                  [](const json& c) { return c.at("column") == "Avg"; });
+    REQUIRE(avg != cells.end());
+    avgs.push_back(avg->at("value"));
+    const bool d32 = row.at("d_kv") == 32;
+    for (const auto& c : cells) {
+      if (c.at("column") == "KV Mem.") CHECK(c.at("value") == (d32 ? "93.75%" : "90.63%"));
+      if (c.at("column") == "d_kv") CHECK(c.at("value") == row.at("d_kv"));
+    }
+  }
+  CHECK(ids == std::vector<std::string>{"gqa2mla/32", "gqa2mla/64", "wo_modality_decoupled/32",
+                                        "wo_modality_decoupled/64", "wo_md_svd_init/32",
+                                        "wo_md_svd_init/64", "wo_two_stage/32", "wo_two_stage/64"});
+  CHECK(avgs == std::vector<double>{67.56, 69.70, 67.14, 69.25, 68.21, 68.47, 67.03, 68.82});
+  CHECK(t3.at("fine_tuning") == "all parameters");  // the appendix's Evaluation Setups
+  // Table 4: the two Partial-RoPE strategies; ids are mla-bench convert's --rope values.
+  const auto t4 = load_table(4);
+  REQUIRE(t4.at("rows").size() == 2);
+  CHECK(t4.at("rows")[0].at("id") == "2norm");
+  CHECK(t4.at("rows")[1].at("id") == "mkl");
+  CHECK(t4.at("rows")[0].at("cells")[2].at("value") == 70.31);
+  CHECK(t4.at("rows")[1].at("cells")[2].at("value") == 70.54);
+  // Both average the eight benchmarks that Table 1 names, with Table 1's tasks and metrics.
+  const auto t1 = load_table(1);
+  for (const auto& t : {t3, t4}) {
+    CHECK(t.at("columns").back().at("average_of") == t1.at("columns")[4].at("average_of"));
+    for (const auto& b : t.at("benchmarks")) {
+      const auto& cols = t1.at("columns");
+      const auto c = std::find_if(cols.begin(), cols.end(),
+                                  [&](const json& x) { return x.at("name") == b.at("name"); });
+      REQUIRE(c != cols.end());
+      CHECK(c->at("task") == b.at("task"));
+      CHECK(c->at("metric") == b.at("metric"));
+    }
+  }
+}
+
+TEST_CASE("report: runs mapped to Table 3 and 4 rows show their values and the difference",
+          "[harness][report]") {
+  const auto db = (mlab::test::scratch_dir("report34") / "r.sqlite").string();
+  const std::vector<std::pair<std::string, std::string>> eight = {
+      {"ai2d", "exact_match"},        {"gqa", "exact_match"},
+      {"pope", "pope_accuracy"},      {"seedbench", "seed_image"},
+      {"realworldqa", "exact_match"}, {"mmbench_en_dev", "gpt_eval_score"},
+      {"chartqa", "relaxed_overall"}, {"docvqa_val", "anls"}};
+  {
+    auto store = mlab::results::ResultsStore::open(db);
+    mlab::results::RunInfo info;
+    info.name = "ablation-single-stage-64";
+    info.config = {{"paper_row", "table3/wo_two_stage/64"}};
+    auto run = store.begin_run(info);
+    for (const auto& [task, metric] : eight) store.set_metric(run, task, metric, 0.7, 10);
+    store.finish_run(run);
+    info.name = "table4/mkl";  // mapped by its name
+    info.config = json::object();
+    run = store.begin_run(info);
+    for (const auto& [task, metric] : eight) store.set_metric(run, task, metric, 0.705, 10);
+    store.finish_run(run);
+    info.name = "ablation-joint-svd-32";  // two of the eight benchmarks so far
+    info.config = {{"paper_row", "table3/wo_modality_decoupled/32"}};
+    run = store.begin_run(info);
+    store.set_metric(run, "ai2d", "exact_match", 0.6, 10);
+    store.set_metric(run, "gqa", "exact_match", 0.6, 10);
+    store.finish_run(run);
+    info.name = "table1-row";  // Table 1's LLaVA-NeXT d_kv 64 row is not Table 3's
+    info.config = {{"paper_row", "table1/llava_next_8b/gqa2mla/dkv64"}};
+    run = store.begin_run(info);
+    for (const auto& [task, metric] : eight) store.set_metric(run, task, metric, 0.5, 10);
+    store.finish_run(run);
+  }
+  auto r = mlab::test::run_mla_bench("report --table 3 --db " + db);
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  CHECK_THAT(line_of(r.out, "| wo_two_stage/64 |"), Contains("| 68.82 / 70.00 (+1.18) |"));
+  CHECK_THAT(line_of(r.out, "| wo_two_stage/32 |"), Contains("| 67.03 / no run |"));
+  CHECK_THAT(line_of(r.out, "| wo_modality_decoupled/32 |"),
+             Contains("| 67.14 / incomplete (2/8) |"));
+  CHECK_THAT(line_of(r.out, "| gqa2mla/64 |"), Contains("| 69.70 / no run |"));
+  r = mlab::test::run_mla_bench("report --table 4 --format csv --db " + db);
+  REQUIRE(r.code == 0);
+  CHECK(line_of(r.out, "mkl,") == "mkl,LLaVA-NeXT,S_MKL,70.54,70.50,-0.04");
+  CHECK(line_of(r.out, "2norm,") == "2norm,LLaVA-NeXT,S_2-norm,70.31,no run,");
+  r = mlab::test::run_mla_bench("report --table 3 --format html --db " + db);
+  REQUIRE(r.code == 0);
+  CHECK(html_problem(r.out).empty());
+  CHECK_THAT(line_of(r.out, "<tr><td class=\"id\">wo_two_stage/64</td>"),
+             Contains("<td class=\"m run\"><span class=\"paper\">68.82</span>"
+                      "<span class=\"run\">70.00</span><span class=\"diff up\">+1.18</span></td>"));
+  CHECK_THAT(line_of(r.out, "<tr><td class=\"id\">wo_modality_decoupled/32</td>"),
+             Contains("<td class=\"m partial\">") && Contains("incomplete (2/8)"));
+  CHECK_THAT(line_of(r.out, "<tr><td class=\"id\">gqa2mla/32</td>"),
+             Contains("<td class=\"m norun\"><span class=\"paper\">67.56</span>"
+                      "<span class=\"run\">no run</span></td>"));
+}
+
+TEST_CASE("report: --table all prints the four tables one after another", "[harness][report]") {
+  auto r = mlab::test::run_mla_bench("report --table all");
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  size_t at = 0;
+  for (int n : {1, 2, 3, 4}) {
+    INFO("table " << n);
+    const auto t = load_table(n);
+    const auto heading = r.out.find("## " + t.at("caption").get<std::string>(), at);
+    REQUIRE(heading != std::string::npos);
+    at = heading;
+    for (const auto& row : t.at("rows")) {  // each table's rows follow its heading
+      const auto found = r.out.find("\n| " + row.at("id").get<std::string>() + " |", at);
+      CHECK(found != std::string::npos);
+      if (found != std::string::npos) at = found;
+    }
+  }
+  CHECK(count_of(r.out, "\n## Table ") + (r.out.rfind("## Table ", 0) == 0) == 4);
+  // Each single table is printed exactly as alone.
+  for (const std::string format : {"md", "csv"}) {
+    r = mlab::test::run_mla_bench("report --table all --format " + format);
+    REQUIRE(r.code == 0);
+    std::string joined;
+    for (int n : {1, 2, 3, 4}) {
+      const auto one =
+          mlab::test::run_mla_bench("report --table " + std::to_string(n) + " --format " + format);
+      joined += (n > 1 ? "\n" : "") + one.out;
+    }
+    CHECK(r.out == joined);
+  }
+  r = mlab::test::run_mla_bench("report --table all --format html");
+  REQUIRE(r.code == 0);
+  CHECK(count_of(r.out, "<!doctype html>") == 1);
+  CHECK(count_of(r.out, "<table>") == 4);
+  for (int n : {1, 2, 3, 4}) {
+    CHECK_THAT(r.out, Contains("<section id=\"table" + std::to_string(n) + "\">"));
+  }
+}
+
+TEST_CASE("report: --format html is one well-formed, escaped page", "[harness][report]") {
+  for (const std::string table : {"1", "2", "3", "4", "all"}) {
+    INFO("table " << table);
+    const auto r = mlab::test::run_mla_bench("report --format html --table " + table);
+    INFO(r.out << r.err);
+    REQUIRE(r.code == 0);
+    CHECK(r.out.rfind("<!doctype html>\n<html", 0) == 0);
+    CHECK_THAT(r.out, Contains("<meta charset=\"utf-8\">") && Contains("<style>") &&
+                          Contains("</html>\n"));
+    CHECK(html_problem(r.out) == "");
+    for (const std::string tag : {"table", "tr", "td", "th", "section", "caption"}) {
+      INFO(tag);
+      CHECK(count_of(r.out, "<" + tag + ">") + count_of(r.out, "<" + tag + " ") ==
+            count_of(r.out, "</" + tag + ">"));
+    }
+    CHECK_THAT(r.out, !Contains("<script") && !Contains("http"));  // self-contained
+    // Each table's caption and notes appear, escaped.
+    for (int n : {1, 2, 3, 4}) {
+      if (table != "all" && table != std::to_string(n)) continue;
+      const auto t = load_table(n);
+      CHECK_THAT(r.out, Contains("<caption>" + html_escape(t.at("caption")) + "</caption>"));
+      for (const auto& note : t.at("notes")) {
+        CHECK_THAT(r.out, Contains("<li>" + html_escape(note) + "</li>"));
+      }
+    }
+  }
+  // Text that looks like markup is escaped: Table 2's notes quote the paper's <i>Origin</i>.
+  const auto r = mlab::test::run_mla_bench("report --format html --table 2");
+  CHECK_THAT(r.out, Contains("(&lt;i&gt;Origin&lt;/i&gt;,") && !Contains("<i>"));
+  CHECK_THAT(r.out, Contains("&quot;paper_row&quot;"));
+  // The checker itself catches what it should.
+  CHECK(html_problem("<table><tr><td>a</tr></table>") != "");
+  CHECK(html_problem("<p>a < b</p>") != "");
+  CHECK(html_problem("<p>a & b</p>") != "");
+  CHECK(html_problem("<p>a &amp; b<br></p>") == "");
+}
+
 TEST_CASE("report: an unknown table or format exits 2 and says which exist", "[harness][report]") {
-  auto r = mlab::test::run_mla_bench("report --table 5");
+  for (const std::string bad : {"5", "0", "1,2", "ALL"}) {
+    const auto r = mlab::test::run_mla_bench("report --table '" + bad + "'");
+    CHECK(r.code == 2);
+    CHECK(r.out.empty());
+    CHECK_THAT(r.err,
+               Contains("unknown --table '" + bad + "'") && Contains("accepted: 1, 2, 3, 4, all"));
+  }
+  const auto r = mlab::test::run_mla_bench("report --table 3 --format xml");
   CHECK(r.code == 2);
-  CHECK_THAT(r.err, Contains("unknown --table '5'") && Contains("1 and 2"));
-  r = mlab::test::run_mla_bench("report --table 1 --format html");
-  CHECK(r.code == 2);
-  CHECK_THAT(r.err, Contains("unknown --format 'html'"));
+  CHECK_THAT(r.err, Contains("unknown --format 'xml'") && Contains("accepted: md, csv, html"));
 }
