@@ -162,6 +162,9 @@ struct Cli {
     eval->add_option("--world-size", ev->world_size,
                      "Number of shards writing to the one database (default: torchrun's "
                      "WORLD_SIZE, else 1)");
+    eval->add_option("--db-timeout", ev->db_timeout_s,
+                     "Seconds a database write waits for another process's lock")
+        ->capture_default_str();
     eval->add_option("--paper-row", ev->paper_row,
                      "The paper table cell row this run fills, e.g. table1/llava15_7b/original "
                      "(see: mla-bench report)");

@@ -175,6 +175,7 @@ struct EvalOptions {
   // `report`), and the series the dashboard draws its trend in (default: model + methods + dtype).
   std::string paper_row;
   std::string series;
+  double db_timeout_s = 30;  // how long a write waits for another process's lock
 };
 // `mla-bench eval`: generate, score and store every sample; resumes a run of the same name.
 int run_eval(const EvalOptions& options, std::ostream& out);

@@ -240,7 +240,10 @@ int run_eval(const EvalOptions& o, std::ostream& out) {
   const std::string family(models::family_name(vlm.config().family));
   const std::string method = effective_method(vlm.config());
 
-  results::ResultsStore store = results::ResultsStore::open(o.db);
+  MLAB_CHECK(o.db_timeout_s >= 0, "eval: --db-timeout must be >= 0, got ", o.db_timeout_s);
+  results::OpenOptions so;
+  so.busy_timeout = std::chrono::milliseconds(static_cast<int64_t>(o.db_timeout_s * 1000));
+  results::ResultsStore store = results::ResultsStore::open(o.db, so);
   results::RunInfo info;
   info.name = o.run_name.empty() ? o.model.filename().string() + "-" + o.tasks : o.run_name;
   info.torch_version = TORCH_VERSION;

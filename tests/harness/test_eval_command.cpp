@@ -1,6 +1,9 @@
 // `mla-bench eval` end to end on a tiny fixture VLM and the fixture dataset dirs: every sample is
 // stored once, a rerun of the same run name resumes (stores nothing twice), a changed config is
 // refused, and only implemented methods are accepted.
+#include <sqlite3.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -202,4 +205,42 @@ TEST_CASE("export: a run in lmms-eval's layout that score reads back with the sa
   r = mlab::test::run_mla_bench("export --db " + db + " --run nope --out " + out.string());
   CHECK(r.code == 1);
   CHECK_THAT(r.err, Catch::Contains("no run named 'nope'") && Catch::Contains("t"));
+}
+
+TEST_CASE("eval: a newer, read-only or locked database is a clear error and keeps its rows",
+          "[harness][eval][errors]") {
+  const auto dir = mlab::test::scratch_dir("eval_db_errors");
+  const auto db = (dir / "r.sqlite").string();
+  REQUIRE(mlab::test::run_mla_bench(eval_args(db, "pope")).code == 0);
+  const auto before = predictions(db, "t");
+  REQUIRE(before.size() == 3);
+  sqlite3* raw = nullptr;
+  REQUIRE(sqlite3_open(db.c_str(), &raw) == SQLITE_OK);
+  auto sql = [&](const char* statement) {
+    REQUIRE(sqlite3_exec(raw, statement, nullptr, nullptr, nullptr) == SQLITE_OK);
+  };
+  // A database written by a newer mla-bench.
+  sql("UPDATE schema_version SET version = 7");
+  auto r = mlab::test::run_mla_bench(eval_args(db, "pope,ai2d"));
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Catch::Contains(db) && Catch::Contains("schema version 7"));
+  sql("UPDATE schema_version SET version = 2");
+  // Locked: this process holds the write lock longer than the eval's --db-timeout.
+  sql("BEGIN EXCLUSIVE");
+  r = mlab::test::run_mla_bench(eval_args(db, "pope,ai2d") + " --db-timeout 0.3");
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Catch::Contains(db) && Catch::Contains("locked"));
+  sql("COMMIT");
+  sqlite3_close(raw);
+  // Read-only for the user (root ignores file modes, so only when not root; the store's own
+  // test covers SQLite's read-only state for everyone).
+  if (::geteuid() != 0) {
+    namespace fs = std::filesystem;
+    fs::permissions(db, fs::perms::owner_read);
+    r = mlab::test::run_mla_bench(eval_args(db, "pope,ai2d"));
+    CHECK(r.code == 1);
+    CHECK_THAT(r.err, Catch::Contains(db) && Catch::Contains("read-only"));
+    fs::permissions(db, fs::perms::owner_read | fs::perms::owner_write);
+  }
+  CHECK(predictions(db, "t") == before);
 }
