@@ -228,8 +228,18 @@ struct Cli {
         ->capture_default_str();
     regress->callback([this, rg, &out] { action = [rg, &out] { return run_regress(*rg, out); }; });
 
-    auto* bench = planned_command("bench", "Kernel and end-to-end speed (Google Benchmark)", "F6");
-    bench->add_option("--filter", s1, "Regex over benchmark names");
+    auto bo = std::make_shared<BenchOptions>();
+    bo->bench_dir = std::filesystem::path(MLAB_BINARY_DIR) / "bench";
+    auto* bench = app.add_subcommand(
+        "bench",
+        "Kernel and tokenizer speed beside their peers (the Google Benchmark executables)");
+    bench->add_option("--filter", bo->filter, "Regex over benchmark names");
+    bench->add_option("--format", bo->format, "console | json | csv")->capture_default_str();
+    bench->add_option("--out", bo->out, "Also write each executable's JSON report here");
+    bench->add_flag("--list", bo->list, "List the benchmarks instead of running them");
+    bench->add_option("--bench-dir", bo->bench_dir, "Where the mlab_bench_* executables are")
+        ->capture_default_str();
+    bench->callback([this, bo, &out] { action = [bo, &out] { return run_bench(*bo, out); }; });
 
     auto tokenize_options = std::make_shared<TokenizeOptions>();
     auto* tokenize = app.add_subcommand("tokenize", "Encode or decode text with a tokenizer.json");

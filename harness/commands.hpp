@@ -212,6 +212,18 @@ struct DashboardOptions {
 // latest runs, and each run's resolved config.
 int run_dashboard(const DashboardOptions& options, std::ostream& out);
 
+struct BenchOptions {
+  std::string filter;               // Google Benchmark's --benchmark_filter regex ("" = all)
+  std::filesystem::path bench_dir;  // where the mlab_bench_* executables are
+  std::string format = "console";   // console | json | csv (--benchmark_format)
+  std::filesystem::path out;        // also write each executable's report to <out>/<name>.json
+  bool list = false;                // only list the benchmarks
+};
+// `mla-bench bench`: runs every Google Benchmark executable of the build (bench/, each kernel
+// beside its peers in the same run) with the filter, forwarding their output; exit 1 when one
+// fails, 1 with a message when none is built (-DMLAB_BENCH=OFF).
+int run_bench(const BenchOptions& options, std::ostream& out);
+
 struct ExportOptions {
   std::filesystem::path db = "results.sqlite";
   std::string run;                    // run name

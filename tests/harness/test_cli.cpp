@@ -1,12 +1,12 @@
-#include "tests/support/catch_torch.hpp"
-#include "tests/support/run_binary.hpp"
-
 #include <sys/wait.h>
 
 #include <array>
 #include <cstdio>
 #include <filesystem>
 #include <string>
+
+#include "tests/support/catch_torch.hpp"
+#include "tests/support/run_binary.hpp"
 
 using Catch::Matchers::Contains;
 
@@ -24,9 +24,9 @@ Result run(const std::string& args) {
 }  // namespace
 
 TEST_CASE("every subcommand of DESIGN.md §1 has --help", "[harness][cli]") {
-  for (const char* sub : {"quickstart", "convert", "train", "eval", "report", "dashboard",
-                          "regress", "bench", "list", "inspect", "tokenize", "generate", "score",
-                          "prompt", "memory"}) {
+  for (const char* sub :
+       {"quickstart", "convert", "train", "eval", "report", "dashboard", "regress", "export",
+        "bench", "list", "inspect", "tokenize", "generate", "score", "prompt", "memory"}) {
     const auto r = run(std::string(sub) + " --help");
     INFO(sub << ": " << r.output);
     CHECK(r.code == 0);
@@ -34,13 +34,13 @@ TEST_CASE("every subcommand of DESIGN.md §1 has --help", "[harness][cli]") {
   }
   const auto top = run("--help");
   CHECK(top.code == 0);
-  CHECK_THAT(top.output, Contains("quickstart") && Contains("not implemented yet: F6"));
+  CHECK_THAT(top.output, Contains("quickstart") && Contains("not implemented yet: F8"));
 }
 
 TEST_CASE("unimplemented subcommands say which issue brings them and exit 2", "[harness][cli]") {
-  const auto r = run("dashboard --db x --out y");
+  const auto r = run("train --model x --stage 1 --data y --out z");
   CHECK(r.code == 2);
-  CHECK_THAT(r.output, Contains("not implemented yet (issue F5)"));
+  CHECK_THAT(r.output, Contains("not implemented yet (issue F8)"));
 }
 
 TEST_CASE("list prints each registry, unknown names get the closest match", "[harness][cli]") {
@@ -62,7 +62,7 @@ TEST_CASE("bad usage exits 2 with a hint", "[harness][cli]") {
   CHECK(typo.code == 2);
   CHECK_THAT(typo.output, Contains("did you mean 'quickstart'?"));
   CHECK(run("").code == 2);
-  CHECK(run("list").code == 2);                       // missing positional
+  CHECK(run("list").code == 2);  // missing positional
   CHECK(run("quickstart --threads notanumber").code == 2);
 }
 
@@ -74,7 +74,8 @@ TEST_CASE("runtime failures exit 1 naming the file", "[harness][cli]") {
 
 TEST_CASE("tokenize encodes and decodes with a real tokenizer.json", "[harness][cli]") {
   const std::string dir =
-      (mlab::test::data_dir() / ".." / ".." / ".." / "shared" / "tokenizers" / "mistral-7b").string();
+      (mlab::test::data_dir() / ".." / ".." / ".." / "shared" / "tokenizers" / "mistral-7b")
+          .string();
   if (!std::filesystem::exists(dir + "/tokenizer.json")) {
     WARN("skipped: " << dir << " not present (the shared tokenizer files are not in this clone)");
     return;
@@ -83,10 +84,35 @@ TEST_CASE("tokenize encodes and decodes with a real tokenizer.json", "[harness][
   const auto encoded = run("tokenize --tokenizer " + dir + " --text 'Hello world'");
   CHECK(encoded.code == 0);
   CHECK(encoded.output == "[1,22557,1526]\n");
-  const auto decoded = run("tokenize --tokenizer " + dir + " --decode --skip-special --text '[1,22557,1526]'");
+  const auto decoded =
+      run("tokenize --tokenizer " + dir + " --decode --skip-special --text '[1,22557,1526]'");
   CHECK(decoded.code == 0);
   CHECK(decoded.output == "Hello world\n");
   const auto missing = run("tokenize --tokenizer /nonexistent/tok --text hi");
   CHECK(missing.code == 1);
   CHECK_THAT(missing.output, Contains("/nonexistent/tok"));
+}
+
+TEST_CASE("bench: runs the benchmark executables of the build with the filter", "[harness][cli]") {
+  auto r = run("bench --format xml");
+  CHECK(r.code == 2);
+  CHECK_THAT(r.output, Contains("console, json or csv"));
+  r = run("bench --bench-dir /nonexistent");
+  CHECK(r.code == 1);
+  CHECK_THAT(r.output, Contains("/nonexistent") && Contains("MLAB_BENCH"));
+  if (!std::filesystem::exists(std::filesystem::path(MLAB_BINARY_DIR) / "bench" /
+                               "mlab_bench_kernels")) {
+    WARN("built with -DMLAB_BENCH=OFF: the benchmark run is not checked");
+    return;
+  }
+  r = run("bench --list --filter rms_norm/cpu/f32");
+  CHECK(r.code == 0);
+  CHECK_THAT(r.output, Contains("== mlab_bench_kernels") &&
+                           Contains("rms_norm/cpu/f32/mlab/1/4096") &&
+                           Contains("rms_norm/cpu/f32/aten_fused/1/4096"));
+  // One real (short) run: the kernel and its peers in the same report.
+  r = run("bench --filter 'rms_norm/cpu/f32/(mlab|aten_fused)/1/4096' --format csv");
+  CHECK(r.code == 0);
+  CHECK_THAT(r.output, Contains("\"rms_norm/cpu/f32/mlab/1/4096\"") &&
+                           Contains("\"rms_norm/cpu/f32/aten_fused/1/4096\""));
 }

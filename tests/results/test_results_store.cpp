@@ -124,7 +124,7 @@ TEST_CASE("results store: create, reopen, round trip") {
   CHECK(kv[0].bytes_per_token_layer_measured == 1024.0);
 }
 
-TEST_CASE("results store: resume returns the run and skips finished samples; duplicates once") {
+TEST_CASE("results store: resume returns the run and skips finished samples - duplicates once") {
   const auto db = mlab::test::scratch_dir("results_resume") / "results.db";
   {
     auto store = ResultsStore::open(db);
