@@ -12,6 +12,7 @@
 // rank stores a task's last sample sees the task complete and writes its metrics, and the run
 // is marked finished when every task is complete.
 #include <ATen/ATen.h>
+#include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <torch/version.h>
 
@@ -229,8 +230,13 @@ int run_eval(const EvalOptions& o, std::ostream& out) {
   }
   models::VlmOptions vo;
   std::string device = o.device;
-  // One GPU per rank on a multi-GPU host, as torchrun's LOCAL_RANK says.
-  if (device == "cuda" && world > 1) device += ":" + std::to_string(env_int("LOCAL_RANK", rank));
+  // One GPU per rank on a multi-GPU host, as torchrun's LOCAL_RANK says; more ranks than GPUs
+  // share them round-robin (small models fit several times).
+  if (device == "cuda" && world > 1) {
+    const int gpus = static_cast<int>(at::getNumGPUs());
+    MLAB_CHECK(gpus > 0, "eval: --device cuda: no CUDA device is available");
+    device += ":" + std::to_string(env_int("LOCAL_RANK", rank) % gpus);
+  }
   vo.device = models::parse_device(device);
   if (o.dtype != "auto")
     vo.dtype = models::parse_compute_dtype(o.dtype);
