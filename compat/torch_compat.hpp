@@ -100,6 +100,13 @@ inline at::Tensor sdpa_gqa(const at::Tensor& q, const at::Tensor& k, const at::T
 
 // Peak bytes allocated by the CUDA caching allocator on `device` since the last reset (what
 // torch.cuda.max_memory_allocated reports); -1 without CUDA.
+// Keeps SDPA off the cuDNN attention backend. In LibTorch 2.11 it builds an execution plan for
+// every new (batch, length) shape: 40-700 ms on an H100 the first time a shape is seen, which
+// decode (the key length grows every step) and evaluation (every batch has new lengths) hit at
+// every step (measured: 27 ms per decode step of the tiny fixture in bf16, vs 0.8 ms without).
+// Flash and memory-efficient attention have no per-shape setup.
+inline void disable_cudnn_sdpa() { at::globalContext().setSDPUseCuDNN(false); }
+
 inline int64_t cuda_peak_allocated_bytes(int device) {
 #if MLAB_WITH_CUDA
   const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device);

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "compat/torch_compat.hpp"
 #include "core/error.hpp"
 #include "models/image/image_processor_factory.hpp"
 #include "models/nn/weights.hpp"
@@ -68,6 +69,7 @@ Vlm Vlm::load(const std::filesystem::path& dir, VlmOptions options) {
   Vlm m;
   m.dir_ = dir;
   m.options_ = options;
+  if (options.device.is_cuda()) compat::disable_cudnn_sdpa();
   m.config_ = load_model_config(dir);
   const auto tokenizer_path = dir / "tokenizer.json";
   MLAB_CHECK(std::filesystem::is_regular_file(tokenizer_path), tokenizer_path.string(),
