@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <ctime>
 
 namespace mlab {
 
@@ -59,6 +60,19 @@ std::string unknown_name_message(std::string_view kind, std::string_view name,
   if (auto match = closest_match(name, known)) message += "; did you mean '" + *match + "'?";
   message += " known: " + join(known, ", ");
   return message;
+}
+
+std::string format_now(const char* strftime_format, bool utc) {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  if (utc) {
+    gmtime_r(&now, &tm);
+  } else {
+    localtime_r(&now, &tm);
+  }
+  char buf[64];
+  const std::size_t n = std::strftime(buf, sizeof buf, strftime_format, &tm);
+  return std::string(buf, n);
 }
 
 }  // namespace mlab

@@ -25,4 +25,8 @@ std::string join(const std::vector<std::string>& parts, std::string_view separat
 std::string unknown_name_message(std::string_view kind, std::string_view name,
                                  const std::vector<std::string>& known);
 
+// The current time as std::strftime formats it, in UTC or local time (e.g. "%Y%m%d_%H%M%S",
+// lmms-eval's date stamp, or "%Y-%m-%dT%H:%M:%SZ").
+std::string format_now(const char* strftime_format, bool utc);
+
 }  // namespace mlab

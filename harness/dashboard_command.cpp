@@ -7,6 +7,7 @@
 #include <set>
 
 #include "core/error.hpp"
+#include "core/strings.hpp"
 #include "datasets/task_config.hpp"
 #include "harness/commands.hpp"
 #include "results/dashboard.hpp"
@@ -40,15 +41,6 @@ std::map<std::string, results::DashboardTask> task_infos(const results::Dashboar
   return infos;
 }
 
-std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 }  // namespace
 
 int run_dashboard(const DashboardOptions& o, std::ostream& out) {
@@ -58,7 +50,7 @@ int run_dashboard(const DashboardOptions& o, std::ostream& out) {
   ro.title = o.title;
   ro.tolerance = o.tolerance;
   ro.tasks = task_infos(data, o.configs_dir, out);
-  ro.generated_at = utc_now();
+  ro.generated_at = format_now("%Y-%m-%dT%H:%M:%SZ", true);
   const auto summary = results::write_dashboard(data, ro, o.out);
   out << summary.index.string() << "\n";
   out << summary.runs << " run(s), " << summary.series << " series, " << summary.regressions

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/strings.hpp"
 #include "datasets/task_config.hpp"
 #include "evaluators/lmms_output.hpp"
 #include "evaluators/task_scoring.hpp"
@@ -27,15 +28,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using evaluators::OrderedJson;
-
-std::string compact_date() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  localtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y%m%d_%H%M%S", &tm);
-  return buf;
-}
 
 // Writes <tmp> with one {"doc_id", "prediction", "doc"} line per stored, unfailed sample of the
 // task in dataset order; returns how many lines.
@@ -148,7 +140,7 @@ int run_export(const ExportOptions& o, std::ostream& out) {
   evaluators::LmmsRunInfo info{.model = model_name,
                                .model_args = "pretrained=" + config.at("model").get<std::string>(),
                                .batch_size = std::to_string(config.value("batch_size", 1)),
-                               .date = compact_date(),
+                               .date = format_now("%Y%m%d_%H%M%S", false),
                                .start_time = start_time,
                                .end_time = start_time};
   if (!run.info.git_sha.empty()) info.git_hash = run.info.git_sha;

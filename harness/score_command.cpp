@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/strings.hpp"
 #include "datasets/jsonl_reader.hpp"
 #include "datasets/task_config.hpp"
 #include "datasets/task_prompt.hpp"
@@ -188,15 +189,6 @@ OrderedJson ordered_metrics(const std::string& task, const json& scores) {
   return out;
 }
 
-std::string now_datetime() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  localtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y%m%d_%H%M%S", &tm);
-  return buf;
-}
-
 double perf_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
@@ -330,7 +322,7 @@ int run_score(const ScoreOptions& options, std::ostream& out) {
   if (write_logs) {
     evaluators::LmmsRunInfo run{.model = scored.model_name,
                                 .model_args = options.model_args,
-                                .date = now_datetime(),
+                                .date = format_now("%Y%m%d_%H%M%S", false),
                                 .start_time = scored.start_time,
                                 .end_time = perf_seconds()};
     write_lmms_logs(options.output_dir, {*scored.lmms}, run);

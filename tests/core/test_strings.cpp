@@ -1,5 +1,7 @@
 #include "tests/support/catch_torch.hpp"
 
+#include <ctime>
+
 #include "core/strings.hpp"
 
 using mlab::closest_match;
@@ -28,4 +30,17 @@ TEST_CASE("unknown_name_message names the kind, the key, the match and all known
   const auto message = mlab::unknown_name_message("method", "tovaa", {"full", "tova"});
   CHECK(message == "unknown method 'tovaa'; did you mean 'tova'? known: full, tova");
   CHECK(mlab::unknown_name_message("task", "zzzzzz", {"gqa"}) == "unknown task 'zzzzzz' known: gqa");
+}
+
+TEST_CASE("format_now formats the current time in UTC as strftime does", "[core]") {
+  const std::time_t before = std::time(nullptr);
+  const std::string stamp = mlab::format_now("%Y-%m-%dT%H:%M:%SZ", true);
+  const std::time_t after = std::time(nullptr);
+  REQUIRE(stamp.size() == 20);
+  std::tm tm{};
+  REQUIRE(strptime(stamp.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm) != nullptr);
+  const std::time_t parsed = timegm(&tm);
+  CHECK(parsed >= before);
+  CHECK(parsed <= after);
+  CHECK(mlab::format_now("%Y%m%d_%H%M%S", false).size() == 15);  // lmms-eval's date stamp
 }
