@@ -194,6 +194,10 @@ struct Cli {
         ->add_option("--tolerance", db_opts->tolerance,
                      "A drop beyond this between consecutive runs of a series is marked")
         ->capture_default_str();
+    dashboard
+        ->add_option("--speed-tolerance", db_opts->speed_tolerance,
+                     "Timings (tokens/s, latency): a relative slowdown beyond this is marked")
+        ->capture_default_str();
     dashboard->add_option("--title", db_opts->title, "Page title")->capture_default_str();
     dashboard->add_option("--configs", db_opts->configs_dir, "Directory of task configs")
         ->capture_default_str();

@@ -205,6 +205,7 @@ struct DashboardOptions {
   std::filesystem::path out = "site";  // written: index.html, runs/<id>.json
   std::filesystem::path configs_dir;   // configs/tasks (metric directions)
   double tolerance = 0.0;              // a drop beyond it between consecutive runs is marked
+  double speed_tolerance = 0.10;       // timings: a relative slowdown beyond it is marked
   std::string title = "MLA-Bench results";
 };
 // `mla-bench dashboard`: a static HTML page (inline SVG, no scripts or network needed) drawn

@@ -49,6 +49,9 @@ int run_dashboard(const DashboardOptions& o, std::ostream& out) {
   results::DashboardRenderOptions ro;
   ro.title = o.title;
   ro.tolerance = o.tolerance;
+  MLAB_CHECK(o.speed_tolerance >= 0, "dashboard: --speed-tolerance must be >= 0, got ",
+             o.speed_tolerance);
+  ro.speed_tolerance = o.speed_tolerance;
   ro.tasks = task_infos(data, o.configs_dir, out);
   ro.generated_at = format_now("%Y-%m-%dT%H:%M:%SZ", true);
   const auto summary = results::write_dashboard(data, ro, o.out);

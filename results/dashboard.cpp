@@ -390,7 +390,9 @@ class Page {
           const bool rel = relative(key) && before != 0;
           const double worse =
               rel ? -dir * (now - before) / std::fabs(before) : -dir * (now - before);
-          if (worse > options_.tolerance + 1e-12) {
+          const double tolerance =
+              is_timing_metric(key.metric) ? options_.speed_tolerance : options_.tolerance;
+          if (worse > tolerance + 1e-12) {
             DashboardRegression r;
             r.series = s.name;
             r.task = key.task;
@@ -520,7 +522,10 @@ footer { color: #57606a; font-size: 12px; padding: 0 28px 20px 28px; }
     }
     h += "<p class=\"note\">Each run is compared with the previous run of its series (runs in id "
          "order). Task metrics are compared in their own units, perf:* metrics and KV memory "
-         "relative to the previous value; the direction comes from the task configs "
+         "relative to the previous value, timings (tokens/s, latency) against the speed "
+         "tolerance (" +
+         html_escape(format_number(100 * options_.speed_tolerance)) +
+         "%); the direction comes from the task configs "
          "(higher_is_better) and results/perf_metrics.hpp.</p>\n</section>\n";
     return h;
   }

@@ -34,6 +34,9 @@ struct DashboardRenderOptions {
   // Task metrics: in the metric's own units (as `mla-bench regress`); perf:* metrics and KV
   // memory: relative to the previous value (0.05 = 5%).
   double tolerance = 0.0;
+  // Timing metrics (results::is_timing_metric: tokens/s, latency) are noisy: their regressions
+  // are relative changes beyond this instead (0.10 = 10% slower).
+  double speed_tolerance = 0.10;
   std::map<std::string, DashboardTask> tasks;  // by task name; tasks not here: direction unknown
   std::string generated_at;                    // shown in the footer when not empty
 };

@@ -30,8 +30,12 @@ inline constexpr std::array<PerfMetric, 5> kPerfMetrics{{
     {kLatencyS, -1, "s", "mean seconds per sample (batch wall time / batch size)"},
 }};
 
-inline constexpr bool is_perf_metric(std::string_view name) {
-  return name.substr(0, 5) == "perf:";
+inline constexpr bool is_perf_metric(std::string_view name) { return name.substr(0, 5) == "perf:"; }
+
+// Timings (tokens/s, latency) vary between machines and runs: regress lists them without gating,
+// the dashboard marks them only beyond its own --speed-tolerance.
+inline constexpr bool is_timing_metric(std::string_view name) {
+  return name == kPrefillTokensPerS || name == kDecodeTokensPerS || name == kLatencyS;
 }
 
 // The entry for `name`, or nullptr.

@@ -126,21 +126,34 @@ TEST_CASE("dashboard: regressions are drops beyond tolerance vs the previous run
   CHECK(regs[0].worse_by == Approx(0.10));
   CHECK_FALSE(regs[0].relative);
 
-  // Tolerance 0: every change for the worse counts: a1 -> a2 F1 and decode speed
-  // (100 -> 99 tok/s, relative 0.01), a2 -> a3 ai2d 0.51 -> 0.505; series B only improves.
+  // Tolerance 0: every score drop counts (a1 -> a2 F1, a2 -> a3 ai2d 0.51 -> 0.505; series B
+  // only improves); decode speed 100 -> 99 tok/s (1% slower) stays within the 10% speed
+  // tolerance, and counts with a speed tolerance of 0.
   auto strict = render_options();
   strict.tolerance = 0;
-  const auto all = mlab::results::find_regressions(data, strict);
-  std::vector<std::string> what;
-  for (const auto& r : all) what.push_back(r.task + "/" + r.metric + "@" + std::to_string(r.run));
-  std::sort(what.begin(), what.end());
-  CHECK(what == std::vector<std::string>{"ai2d/exact_match@" + std::to_string(ids.a3),
-                                         "pope/perf:decode_tokens_per_s@" + std::to_string(ids.a2),
-                                         "pope/pope_f1_score@" + std::to_string(ids.a2)});
+  auto listed = [&](const DashboardRenderOptions& o) {
+    std::vector<std::string> what;
+    for (const auto& r : mlab::results::find_regressions(data, o))
+      what.push_back(r.task + "/" + r.metric + "@" + std::to_string(r.run));
+    std::sort(what.begin(), what.end());
+    return what;
+  };
+  CHECK(listed(strict) == std::vector<std::string>{"ai2d/exact_match@" + std::to_string(ids.a3),
+                                                   "pope/pope_f1_score@" + std::to_string(ids.a2)});
+  strict.speed_tolerance = 0;
+  CHECK(listed(strict) ==
+        std::vector<std::string>{"ai2d/exact_match@" + std::to_string(ids.a3),
+                                 "pope/perf:decode_tokens_per_s@" + std::to_string(ids.a2),
+                                 "pope/pope_f1_score@" + std::to_string(ids.a2)});
+  strict.speed_tolerance = 0.009;  // 1% slower is beyond 0.9%
+  CHECK(listed(strict).size() == 3);
+  strict.speed_tolerance = 0.011;
+  CHECK(listed(strict).size() == 2);
 
   // Without task configs only perf:* and KV memory have a direction.
   DashboardRenderOptions bare;
   bare.tolerance = 0;
+  bare.speed_tolerance = 0;
   const auto perf_only = mlab::results::find_regressions(data, bare);
   REQUIRE(perf_only.size() == 1);
   CHECK(perf_only[0].metric == mlab::results::kDecodeTokensPerS);
