@@ -228,6 +228,17 @@ int run_eval(const EvalOptions& o, std::ostream& out) {
     throw UsageError("eval: rank " + std::to_string(rank) + " of world size " +
                      std::to_string(world) + " is not a valid shard (0 <= rank < world size)");
   }
+  // Everything cheap is checked before the model loads and before the run is created: task
+  // names, their configs, their dataset dirs.
+  for (const auto& task_name : tasks) {
+    const std::string task = evaluators::canonical_task(task_name);
+    datasets::TaskConfig::load(o.configs_dir, task);
+    const auto dir = o.datasets / task;
+    MLAB_CHECK(std::filesystem::is_directory(dir), dir.string(), ": no dataset dir for task '",
+               task, "' (--datasets ROOT holds one dir per task: ",
+               "ROOT/<task>/samples.jsonl; see docs/formats.md)");
+  }
+  if (o.db.has_parent_path()) std::filesystem::create_directories(o.db.parent_path());
   models::VlmOptions vo;
   std::string device = o.device;
   // One GPU per rank on a multi-GPU host, as torchrun's LOCAL_RANK says; more ranks than GPUs

@@ -244,3 +244,23 @@ TEST_CASE("eval: a newer, read-only or locked database is a clear error and keep
   }
   CHECK(predictions(db, "t") == before);
 }
+
+TEST_CASE("eval: bad tasks and dataset dirs fail before any run is created", "[harness][eval]") {
+  const auto dir = mlab::test::scratch_dir("eval_bad_tasks");
+  const auto db = dir / "sub" / "r.sqlite";
+  auto r = mlab::test::run_mla_bench(eval_args(db.string(), "pope,popee"));
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Catch::Contains("unknown task 'popee'") && Catch::Contains("'pope'"));
+  CHECK_FALSE(std::filesystem::exists(db));  // nothing was created
+  r = mlab::test::run_mla_bench(
+      "eval --model " + (mlab::test::data_dir() / "tiny_vlms" / "llava").string() +
+      " --tasks pope --datasets " + dir.string() + " --db " + db.string());
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Catch::Contains((dir / "pope").string()) &&
+                        Catch::Contains("no dataset dir for task 'pope'"));
+  CHECK_FALSE(std::filesystem::exists(db));
+  // A database in a directory that does not exist yet: the directory is made.
+  r = mlab::test::run_mla_bench(eval_args(db.string(), "pope") + " --limit 1");
+  CHECK(r.code == 0);
+  CHECK(std::filesystem::exists(db));
+}
