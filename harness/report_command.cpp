@@ -10,6 +10,7 @@
 // Formats: md and csv (one block per table), html (one complete page, a <section> per table).
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -59,6 +60,12 @@ std::map<std::string, RunMetrics> runs_by_row(const std::filesystem::path& db, i
   for (const auto& [row, id] : by_config) {
     auto& metrics = out[row];
     for (const auto& m : store.metrics(id)) metrics[{m.task, m.metric}] = m.value;
+    // The run's measured KV memory as the paper's "KV Mem." change, in percent.
+    const auto kv = store.kv_memory(id);
+    if (!kv.empty()) {
+      metrics[{"kv_memory", "vs_original"}] = 100 * (kv.front().vs_original - 1);
+      metrics[{"kv_memory", "vs_mha_equivalent"}] = 100 * (kv.front().vs_mha_equivalent - 1);
+    }
   }
   return out;
 }
@@ -182,6 +189,36 @@ Report build_report(const json& spec, int table, const std::filesystem::path& db
       Measured m;
       m.paper = cell == nullptr ? "" : paper_text(*cell);
       std::optional<double> value;
+      if (c.contains("kv_memory")) {
+        m.paper = cell == nullptr ? "" : plain_text(*cell);  // the whole (multi-row) cell
+        // KV Mem.: the run's measured change vs the original or the MHA-equivalent cache
+        // (kv_memory rows of `mla-bench eval`), beside the paper's printed percentage.
+        if (metrics != nullptr) {
+          const auto it = metrics->find({"kv_memory", c.at("kv_memory").get<std::string>()});
+          if (it != metrics->end()) {
+            char buf[32];
+            std::snprintf(buf, sizeof buf, "%.2f%%", it->second);
+            m.run = buf;
+            m.state = RunState::kValue;
+            if (cell != nullptr && cell->at("value").is_string()) {
+              const std::string printed = cell->at("value").get<std::string>();
+              char* end = nullptr;
+              double paper = std::strtod(printed.c_str(), &end);
+              if (end != printed.c_str() && *end == '%') {
+                if (c.value("paper_negate", false)) paper = -paper;  // printed without its minus
+                std::snprintf(buf, sizeof buf, "%+.2f", it->second - paper);
+                m.diff = buf;
+              }
+            }
+          }
+        }
+        if (m.run.empty()) {
+          m.run = metrics == nullptr ? "no run" : "not measured";
+          m.state = metrics == nullptr ? RunState::kNoRun : RunState::kNotMeasured;
+        }
+        out.measured.push_back(m);
+        continue;
+      }
       if (c.contains("average_of")) {
         // The benchmarks this row averages: those the paper does not print as "-".
         double sum = 0;

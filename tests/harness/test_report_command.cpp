@@ -456,3 +456,47 @@ TEST_CASE("report: an unknown table or format exits 2 and says which exist", "[h
   CHECK(r.code == 2);
   CHECK_THAT(r.err, Contains("unknown --format 'xml'") && Contains("accepted: md, csv, html"));
 }
+
+TEST_CASE("report: KV Mem. cells show the run's measured kv_memory change beside the paper's",
+          "[harness][report]") {
+  const auto db = (mlab::test::scratch_dir("report_kv") / "r.sqlite").string();
+  {
+    auto store = mlab::results::ResultsStore::open(db);
+    auto add = [&](const std::string& name, const std::string& row, double vs_original,
+                   double vs_mha) {
+      mlab::results::RunInfo info;
+      info.name = name;
+      info.config = {{"paper_row", row}};
+      const auto run = store.begin_run(info);
+      mlab::results::KvMemoryRow kv;
+      kv.method = "mha2mla:d_kv=64,rope_dim=32";
+      kv.bytes_per_token_layer_measured = 1;
+      kv.vs_original = vs_original;
+      kv.vs_mha_equivalent = vs_mha;
+      store.set_kv_memory(run, kv);
+      store.finish_run(run);
+    };
+    // LLaVA-1.5 (MHA) at d_kv 64, r 32: (32 + 64) / (2 * 128) = 0.375 of the MHA cache.
+    add("a", "table1/llava15_7b/mha2mla/dkv64", 0.375, 0.375);
+    // LLaVA-NeXT (GQA, 8 of 32 heads) at d_kv 32: 0.25 of the original, 0.0625 of the MHA cache.
+    add("b", "table2/gqa2mla/dkv32/bf16", 0.25, 0.0625);
+    add("c", "table3/gqa2mla/32", 0.25, 0.0625);
+    // A run without a kv_memory row.
+    mlab::results::RunInfo info;
+    info.name = "d";
+    info.config = {{"paper_row", "table1/llava15_7b/mha2mla/dkv32"}};
+    store.finish_run(store.begin_run(info));
+  }
+  auto r = mlab::test::run_mla_bench("report --table all --db " + db);
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  CHECK_THAT(line_of(r.out, "| llava15_7b/mha2mla/dkv64 |"),
+             Contains("| -62.50% / -62.50% (+0.00) |"));
+  CHECK_THAT(line_of(r.out, "| llava15_7b/mha2mla/dkv32 |"),
+             Contains("| -75.00% / not measured |"));
+  CHECK_THAT(line_of(r.out, "| llava15_7b/mha2mla/dkv16 |"), Contains("| -81.30% / no run |"));
+  // Table 2 prints -75.00% for this row (vs the original cache, as printed; see its notes).
+  CHECK_THAT(line_of(r.out, "| gqa2mla/dkv32/bf16 |"), Contains("| -75.00% / -75.00% (+0.00) |"));
+  // Table 3 prints the reduction without its minus.
+  CHECK_THAT(line_of(r.out, "| gqa2mla/32 |"), Contains("| 93.75% / -93.75% (+0.00) |"));
+}
