@@ -29,4 +29,8 @@ std::string unknown_name_message(std::string_view kind, std::string_view name,
 // lmms-eval's date stamp, or "%Y-%m-%dT%H:%M:%SZ").
 std::string format_now(const char* strftime_format, bool utc);
 
+// `text` for HTML and SVG/XML text and attribute values: & < > " ' as entities, a newline as
+// &#10;, other control characters (not allowed in XML) as a space.
+std::string html_escape(std::string_view text);
+
 }  // namespace mlab

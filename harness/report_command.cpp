@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/strings.hpp"
 #include "harness/commands.hpp"
 #include "results/results_store.hpp"
 
@@ -320,33 +321,6 @@ void write_csv(const Report& r, std::ostream& out) {
 }
 
 // --- html -------------------------------------------------------------------------------------
-
-std::string html_escape(std::string_view s) {
-  std::string e;
-  e.reserve(s.size());
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        e += "&amp;";
-        break;
-      case '<':
-        e += "&lt;";
-        break;
-      case '>':
-        e += "&gt;";
-        break;
-      case '"':
-        e += "&quot;";
-        break;
-      case '\'':
-        e += "&#39;";
-        break;
-      default:
-        e += c;
-    }
-  }
-  return e;
-}
 
 constexpr std::string_view kHtmlStyle =
     "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em;color:#222}\n"

@@ -108,7 +108,7 @@ DashboardSummary write_dashboard(const DashboardData& data, const DashboardRende
                                  const std::filesystem::path& dir);
 
 // Helpers exposed for tests.
-std::string html_escape(const std::string& text);
+
 // "512 B", "1.5 KiB", "2.25 MiB" (binary units, at most 3 significant decimals).
 std::string format_bytes(double bytes);
 // Tick values covering [lo, hi] at "nice" steps (1, 2, 2.5 or 5 times a power of ten), about

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/strings.hpp"
 #include "results/dashboard.hpp"
 #include "results/perf_metrics.hpp"
 #include "results/results_store.hpp"
@@ -310,7 +311,7 @@ TEST_CASE("dashboard: number helpers", "[results][dashboard]") {
   const auto flat = nice_ticks(5, 5);
   CHECK(flat.front() < 5);
   CHECK(flat.back() > 5);
-  CHECK(mlab::results::html_escape("<a href=\"x\">&'") == "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+  CHECK(mlab::html_escape("<a href=\"x\">&'") == "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
 }
 
 TEST_CASE("dashboard: series names", "[results][dashboard]") {
