@@ -230,9 +230,10 @@ int run_eval(const EvalOptions& o, std::ostream& out) {
   }
   // Everything cheap is checked before the model loads and before the run is created: task
   // names, their configs, their dataset dirs.
+  std::vector<std::pair<std::string, datasets::TaskConfig>> task_configs;
   for (const auto& task_name : tasks) {
     const std::string task = evaluators::canonical_task(task_name);
-    datasets::TaskConfig::load(o.configs_dir, task);
+    task_configs.emplace_back(task, datasets::TaskConfig::load(o.configs_dir, task));
     const auto dir = o.datasets / task;
     MLAB_CHECK(std::filesystem::is_directory(dir), dir.string(), ": no dataset dir for task '",
                task, "' (--datasets ROOT holds one dir per task: ",
@@ -296,9 +297,7 @@ int run_eval(const EvalOptions& o, std::ostream& out) {
   out << "\n";
 
   std::vector<std::pair<std::string, int64_t>> totals;  // (task, samples it must have)
-  for (const auto& task_name : tasks) {
-    const std::string task = evaluators::canonical_task(task_name);
-    const auto config = datasets::TaskConfig::load(o.configs_dir, task);
+  for (const auto& [task, config] : task_configs) {
     datasets::DatasetOptions dopt;
     dopt.decode_images = true;
     dopt.skip_bad = o.skip_bad;
@@ -346,7 +345,7 @@ int run_eval(const EvalOptions& o, std::ostream& out) {
     progress.finish();
     totals.emplace_back(task, total);
     // Aggregates need every shard's rows: the rank that completes the task writes them.
-    const auto stored = static_cast<int64_t>(store.samples(run, task).size());
+    const int64_t stored = store.sample_count(run, task);
     if (stored >= total) {
       store_task_metrics(store, run, task, out, written, skipped);
     } else {
@@ -358,7 +357,7 @@ int run_eval(const EvalOptions& o, std::ostream& out) {
   // after its own last write) and finishes the run.
   bool complete = true;
   for (const auto& [task, total] : totals)
-    complete = complete && static_cast<int64_t>(store.samples(run, task).size()) >= total;
+    complete = complete && store.sample_count(run, task) >= total;
   if (complete) {
     store_kv_memory(store, run, vlm, method);
     store.finish_run(run);

@@ -75,14 +75,8 @@ int run_export(const ExportOptions& o, std::ostream& out) {
   results::OpenOptions ro;
   ro.read_only = true;
   const auto store = results::ResultsStore::open(o.db, ro);
-  const auto id = store.find_run(o.run);
-  if (!id) {
-    std::string known;
-    for (const auto& r : store.runs()) known += (known.empty() ? "" : ", ") + r.info.name;
-    MLAB_FAIL(o.db.string(), ": no run named '", o.run, "' (runs: ", known.empty() ? "none" : known,
-              ")");
-  }
-  const auto run = store.run(*id);
+  const int64_t id = store.require_run(o.run);
+  const auto run = store.run(id);
   const auto& config = run.info.config;
   for (const char* key : {"datasets", "family", "tasks", "model"}) {
     MLAB_CHECK(config.contains(key), o.db.string(), ": run '", o.run, "' has no '", key,
@@ -98,7 +92,7 @@ int run_export(const ExportOptions& o, std::ostream& out) {
     const std::string task = evaluators::canonical_task(task_json.get<std::string>());
     std::map<std::string, std::string> by_id;
     int64_t failed = 0;
-    for (const auto& row : store.samples(*id, task)) {
+    for (const auto& row : store.samples(id, task)) {
       if (!row.error.empty()) {
         ++failed;
         continue;

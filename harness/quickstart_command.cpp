@@ -206,7 +206,7 @@ void results_check(const QuickstartOptions& options, std::ostream& out) {
   const auto store = results::ResultsStore::open(dir / "results.sqlite", ro);
   out << "  run                  tasks  mean score  KV B/token/layer  vs original  decode tok/s\n";
   for (const auto& [name, model] : runs) {
-    const int64_t id = *store.find_run(name);
+    const int64_t id = store.require_run(name);
     double score = 0, decode = 0;
     int scored = 0, timed = 0;
     std::map<std::string, bool> task_seen;

@@ -19,14 +19,6 @@
 namespace mlab::harness {
 namespace {
 
-int64_t find_run(const results::ResultsStore& store, const std::string& name) {
-  if (auto id = store.find_run(name)) return *id;
-  std::string known;
-  for (const auto& r : store.runs()) known += (known.empty() ? "" : ", ") + r.info.name;
-  MLAB_FAIL(store.path().string(), ": no run named '", name,
-            "' (runs: ", known.empty() ? "none" : known, ")");
-}
-
 // +1 when higher is better, -1 when lower is, 0 when the task config does not say.
 int direction(const std::filesystem::path& configs, const std::string& task,
               const std::string& metric) {
@@ -47,7 +39,7 @@ int run_regress(const RegressOptions& o, std::ostream& out) {
   results::OpenOptions ro;
   ro.read_only = true;
   const auto store = results::ResultsStore::open(o.db, ro);
-  const int64_t base = find_run(store, o.baseline), cand = find_run(store, o.candidate);
+  const int64_t base = store.require_run(o.baseline), cand = store.require_run(o.candidate);
   std::map<std::pair<std::string, std::string>, double> now;
   for (const auto& m : store.metrics(cand)) now[{m.task, m.metric}] = m.value;
   int regressions = 0, compared = 0;

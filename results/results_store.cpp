@@ -349,6 +349,14 @@ std::optional<int64_t> ResultsStore::find_run(const std::string& name) const {
   return s.int_at(0);
 }
 
+int64_t ResultsStore::require_run(const std::string& name) const {
+  if (auto id = find_run(name)) return *id;
+  std::string known;
+  for (const auto& r : runs()) known += (known.empty() ? "" : ", ") + r.info.name;
+  MLAB_FAIL(path_.string(), ": no run named '", name, "' (runs: ", known.empty() ? "none" : known,
+            ")");
+}
+
 void ResultsStore::finish_run(int64_t run) {
   const std::string what = str_cat("finishing run ", run);
   transaction(db_.get(), path_, what, [&] {
@@ -441,9 +449,10 @@ std::vector<SampleRow> ResultsStore::samples(int64_t run, const std::string& tas
   return out;
 }
 
-int64_t ResultsStore::sample_count(int64_t run) const {
-  Stmt s(db_.get(), path_, "SELECT count(*) FROM samples WHERE run_id = ?");
-  s.bind(1, run).step();
+int64_t ResultsStore::sample_count(int64_t run, const std::string& task) const {
+  Stmt s(db_.get(), path_,
+         "SELECT count(*) FROM samples WHERE run_id = ?1 AND (?2 = '' OR task = ?2)");
+  s.bind(1, run).bind(2, task).step();
   return s.int_at(0);
 }
 

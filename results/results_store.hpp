@@ -85,9 +85,9 @@ struct OpenOptions {
 class ResultsStore {
  public:
   // Opens `db`, creating it (and its schema) when absent; a writable open migrates a database of
-  // an older schema version in one transaction (its rows are kept). Throws mlab::Error naming the file for
-  // a database with a newer schema_version (both versions in the message), a file that is not
-  // an MLA-Bench results database, a read-only file (unless options.read_only), a locked one.
+  // an older schema version in one transaction (its rows are kept). Throws mlab::Error naming the
+  // file for a database with a newer schema_version (both versions in the message), a file that is
+  // not an MLA-Bench results database, a read-only file (unless options.read_only), a locked one.
   static ResultsStore open(const std::filesystem::path& db, const OpenOptions& options = {});
 
   ResultsStore(ResultsStore&&) noexcept;
@@ -101,6 +101,8 @@ class ResultsStore {
   int64_t begin_run(const RunInfo& info);
   // The run of that name, if any.
   std::optional<int64_t> find_run(const std::string& name) const;
+  // The run of that name; throws mlab::Error "<db>: no run named 'x' (runs: a, b)" otherwise.
+  int64_t require_run(const std::string& name) const;
   // Sets finished_at to now.
   void finish_run(int64_t run);
   std::vector<RunRow> runs() const;
@@ -113,7 +115,8 @@ class ResultsStore {
   int64_t add_samples(int64_t run, const std::vector<SampleRow>& rows);
   // The run's samples in insertion order; task "" means all tasks.
   std::vector<SampleRow> samples(int64_t run, const std::string& task = "") const;
-  int64_t sample_count(int64_t run) const;
+  // How many samples of the run are stored (failed ones included); task "" means all tasks.
+  int64_t sample_count(int64_t run, const std::string& task = "") const;
 
   // Metrics and KV memory are derived values: setting one again replaces it.
   void set_metric(int64_t run, const std::string& task, const std::string& metric, double value,
