@@ -2,7 +2,6 @@
 // The database is opened read-only and never created; what the page needs to know about each
 // task's metrics (primary metric, scale, higher_is_better) comes from configs/tasks/<task>.json.
 // Writes <out>/index.html and <out>/runs/<id>.json.
-#include <ctime>
 #include <ostream>
 #include <set>
 

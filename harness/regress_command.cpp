@@ -19,18 +19,31 @@
 namespace mlab::harness {
 namespace {
 
-// +1 when higher is better, -1 when lower is, 0 when the task config does not say.
-int direction(const std::filesystem::path& configs, const std::string& task,
-              const std::string& metric) {
-  try {
-    const auto config = datasets::TaskConfig::load(configs, task);
-    for (const auto& m : config.metrics) {
-      if (m.metric == metric) return m.higher_is_better ? 1 : -1;
+// metric -> +1 when higher is better, -1 when lower is, per the task config (empty when the task
+// has no readable config), each task's file read once.
+class Directions {
+ public:
+  explicit Directions(std::filesystem::path configs) : configs_(std::move(configs)) {}
+  // 0 when the task config does not say.
+  int operator()(const std::string& task, const std::string& metric) {
+    auto it = by_task_.find(task);
+    if (it == by_task_.end()) {
+      std::map<std::string, int> directions;
+      try {
+        for (const auto& m : datasets::TaskConfig::load(configs_, task).metrics)
+          directions.emplace(m.metric, m.higher_is_better ? 1 : -1);
+      } catch (const Error&) {
+      }
+      it = by_task_.emplace(task, std::move(directions)).first;
     }
-  } catch (const Error&) {
+    const auto d = it->second.find(metric);
+    return d == it->second.end() ? 0 : d->second;
   }
-  return 0;
-}
+
+ private:
+  std::filesystem::path configs_;
+  std::map<std::string, std::map<std::string, int>> by_task_;
+};
 
 }  // namespace
 
@@ -40,6 +53,7 @@ int run_regress(const RegressOptions& o, std::ostream& out) {
   ro.read_only = true;
   const auto store = results::ResultsStore::open(o.db, ro);
   const int64_t base = store.require_run(o.baseline), cand = store.require_run(o.candidate);
+  Directions direction(o.configs_dir);
   std::map<std::pair<std::string, std::string>, double> now;
   for (const auto& m : store.metrics(cand)) now[{m.task, m.metric}] = m.value;
   int regressions = 0, compared = 0;
@@ -55,8 +69,7 @@ int run_regress(const RegressOptions& o, std::ostream& out) {
     } else {
       value = it->second;
       delta = value - m.value;
-      const int dir =
-          results::is_perf_metric(m.metric) ? 0 : direction(o.configs_dir, m.task, m.metric);
+      const int dir = results::is_perf_metric(m.metric) ? 0 : direction(m.task, m.metric);
       const double worse = dir == 0 ? 0.0 : -dir * delta;
       status = dir == 0 ? "info" : worse > o.tolerance ? "REGRESSION" : "ok";
       regressions += status == "REGRESSION";
