@@ -38,10 +38,10 @@ if ! .venv/bin/python -c "import torch, sys; sys.exit(torch.__version__.split('+
   say "installing torch==$TORCH_VERSION into .venv (large download)"
   .venv/bin/pip install -q --disable-pip-version-check "torch==$TORCH_VERSION"
 fi
-if ! .venv/bin/python -c "import transformers, tokenizers, safetensors, PIL, numpy, pandas, pyarrow, datasets" 2>/dev/null; then
+if ! .venv/bin/python -c "import transformers, tokenizers, safetensors, PIL, numpy, pandas, pyarrow, datasets, optimum.quanto, hqq" 2>/dev/null; then
   say "installing the test oracles into .venv"
   .venv/bin/pip install -q --disable-pip-version-check transformers tokenizers safetensors pillow numpy \
-    pandas pyarrow datasets
+    pandas pyarrow datasets optimum-quanto==0.2.7 hqq==0.2.2 "torch==$TORCH_VERSION"
 fi
 
 # The CUDA wheel's CMake config needs a CUDA toolkit (nvcc). Debian 12 has none by default: take
