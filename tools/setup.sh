@@ -43,6 +43,13 @@ if ! .venv/bin/python -c "import transformers, tokenizers, safetensors, PIL, num
   .venv/bin/pip install -q --disable-pip-version-check transformers tokenizers safetensors pillow numpy \
     pandas pyarrow datasets optimum-quanto==0.2.7 hqq==0.2.2 "torch==$TORCH_VERSION"
 fi
+# kvpress (pruning oracle, tools/fixtures/make_pruning_fixtures.py) pins transformers<5.3: install it
+# without its dependencies, plus the three its package import needs.
+if ! .venv/bin/python -c "import kvpress" 2>/dev/null; then
+  .venv/bin/pip install -q --disable-pip-version-check "requests>=2.32.3,<3" "cachetools>=5.5.2,<6" \
+    "fire>=0.6,<0.7"
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps kvpress==0.5.5
+fi
 
 # The CUDA wheel's CMake config needs a CUDA toolkit (nvcc). Debian 12 has none by default: take
 # NVIDIA's nvcc wheel of torch's CUDA version into .venv when no system toolkit is present.
