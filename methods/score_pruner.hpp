@@ -27,8 +27,9 @@ namespace mlab::methods {
 
 // How many slots a pruned cache keeps and which are protected.
 struct PruneBudget {
-  double ratio = 0;            // kept fraction of the tokens seen so far, 0 < ratio <= 1, or
-  int64_t tokens = 0;          // a fixed token count (> 0; takes precedence when both are set)
+  // Exactly one of ratio and tokens is set (> 0).
+  double ratio = 0;            // kept fraction of the slots seen so far (padding included), <= 1
+  int64_t tokens = 0;          // or a fixed number of kept slots
   int64_t sink = 0;            // the first `sink` valid tokens of a row are never evicted
   int64_t recent = 0;          // the newest recent + floor(recent_ratio * cap) slots are
   double recent_ratio = 0;     // never evicted
