@@ -140,8 +140,11 @@ struct Cli {
     eval->add_option("--datasets", ev->datasets,
                      "Root holding one dataset dir per task (<root>/<task>/)")
         ->required();
-    eval->add_option("--methods", ev->methods, "Comma-separated method specs (now: full)")
-        ->capture_default_str();
+    eval->add_option("--methods", ev->methods,
+                     "Comma-separated method stacks, one run each, e.g. "
+                     "full,h2o:budget=0.375,quanto:bits=4,mha2mla+hqq:bits=4 (mla-bench list "
+                     "methods: every option and its default); default: the --paper-row's "
+                     "method_spec, else full");
     eval->add_option("--db", ev->db, "Results database (SQLite)")->capture_default_str();
     eval->add_option("--run-name", ev->run_name, "Run name; a rerun with the same name resumes");
     eval->add_option("--limit", ev->limit, "At most N samples per task (0: all)");

@@ -19,6 +19,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <ostream>
@@ -27,12 +29,14 @@
 
 #include "core/error.hpp"
 #include "core/progress.hpp"
+#include "core/strings.hpp"
 #include "datasets/dataset_reader.hpp"
 #include "datasets/task_config.hpp"
 #include "datasets/task_prompt.hpp"
 #include "evaluators/task_scoring.hpp"
 #include "harness/commands.hpp"
 #include "methods/kv_memory.hpp"
+#include "methods/kv_method.hpp"
 #include "models/image/rgb8_image.hpp"
 #include "models/nn/weights.hpp"
 #include "models/runtime/mla_attention.hpp"
@@ -61,7 +65,8 @@ struct Pending {
 // Generates, scores and stores one batch; returns the rows written.
 std::size_t run_batch(const models::Vlm& vlm, const std::string& task, const std::string& family,
                       const datasets::TaskConfig& config, std::vector<Pending>& batch,
-                      results::ResultsStore& store, int64_t run) {
+                      results::ResultsStore& store, int64_t run,
+                      const models::CacheFactory& caches) {
   std::vector<results::SampleRow> rows;
   std::vector<models::VlmRequest> requests;
   std::vector<std::size_t> index;  // batch position of each request
@@ -86,6 +91,7 @@ std::size_t run_batch(const models::Vlm& vlm, const std::string& task, const std
     models::GenerateOptions go;
     go.max_new_tokens = fam.max_new_tokens > 0 ? fam.max_new_tokens : 32;
     go.stop_strings = fam.stop;
+    go.cache_factory = caches;
     const auto start = std::chrono::steady_clock::now();
     const auto inputs = vlm.prepare(requests);
     const auto r = vlm.generate(inputs, go);
@@ -133,13 +139,6 @@ int env_int(const char* name, int fallback) {
                    "' is not an integer");
 }
 
-// The method stack the loaded model runs (a converted dir runs its latent cache).
-std::string effective_method(const models::ModelConfig& config) {
-  const auto mla = models::MlaConfig::from_model_config(config);
-  if (!mla || mla->stage != 2) return "full";
-  return "mha2mla:d_kv=" + std::to_string(mla->d_kv) + ",rope_dim=" + std::to_string(mla->rope_dim);
-}
-
 // Score aggregates and measured speed/KV bytes of one task from its stored rows.
 void store_task_metrics(results::ResultsStore& store, int64_t run, const std::string& task,
                         std::ostream& out, int64_t written, int64_t skipped) {
@@ -183,27 +182,67 @@ void store_task_metrics(results::ResultsStore& store, int64_t run, const std::st
 
 // The run's KV-memory row: measured bytes per token per layer over every stored sample, beside
 // the analytic figure of methods/kv_memory (paper Tables 1-2) at the cache's element width.
+// The analytic figure follows each sample's own sequence (prefill + decode steps), so that the
+// quantizers' residual window and the pruners' budget are counted as the caches hold them: for
+// every method the measured and the analytic bytes agree (test_eval_methods).
 void store_kv_memory(results::ResultsStore& store, int64_t run, const models::Vlm& vlm,
                      const std::string& method) {
+  const auto stack = methods::parse_method_stack(method);
+  const int bits = static_cast<int>(c10::elementSize(vlm.dtype()) * 8);
   int64_t bytes = 0, tokens = 0;
+  double analytic_bytes = 0;
   for (const auto& row : store.samples(run)) {
-    if (!row.error.empty()) continue;
+    if (!row.error.empty() || row.kv_tokens <= 0) continue;
     bytes += row.kv_bytes;
     tokens += row.kv_tokens;
+    const auto m = methods::kv_memory(vlm.config(), stack, row.kv_tokens, bits,
+                                      std::max<int64_t>(1, row.prompt_tokens));
+    analytic_bytes += m.total_bytes_real / static_cast<double>(m.layers);
   }
   if (tokens == 0) return;
   const int64_t layers = vlm.config().text.num_hidden_layers;
-  const int bits = static_cast<int>(c10::elementSize(vlm.dtype()) * 8);
-  const auto analytic =
-      methods::kv_memory(vlm.config(), methods::parse_method_stack(method), 1, bits);
+  const auto analytic = methods::kv_memory(vlm.config(), stack, 1, bits);
   results::KvMemoryRow row;
   row.method = method;
   row.bytes_per_token_layer_measured =
       static_cast<double>(bytes) / static_cast<double>(tokens) / static_cast<double>(layers);
-  row.analytic = analytic.bytes_nominal;
+  row.analytic = analytic_bytes / static_cast<double>(tokens);
   row.vs_original = row.bytes_per_token_layer_measured / analytic.bytes_original;
   row.vs_mha_equivalent = row.bytes_per_token_layer_measured / analytic.bytes_mha;
   store.set_kv_memory(run, row);
+}
+
+// The method stack a paper-table row names (configs/paper/table<N>.json "method_spec"; rows
+// without one run the model as loaded: "full"). Throws UsageError for an unknown table or row.
+std::string paper_row_method(const std::string& paper_row) {
+  const auto slash = paper_row.find('/');
+  if (paper_row.rfind("table", 0) != 0 || slash == std::string::npos) {
+    throw UsageError(
+        "eval: --paper-row must be table<N>/<row id> (e.g. table1/llava15_7b/original), got '" +
+        paper_row + "'");
+  }
+  const auto file = std::filesystem::path(MLAB_SOURCE_DIR) / "configs" / "paper" /
+                    (paper_row.substr(0, slash) + ".json");
+  if (!std::filesystem::exists(file)) {
+    throw UsageError("eval: --paper-row " + paper_row + ": no such table (" + file.string() +
+                     "; tables: table1 .. table4)");
+  }
+  nlohmann::json table;
+  try {
+    std::ifstream in(file);
+    table = nlohmann::json::parse(in);
+  } catch (const std::exception& e) {
+    MLAB_FAIL(file.string(), ": ", e.what());
+  }
+  const std::string id = paper_row.substr(slash + 1);
+  std::vector<std::string> ids;
+  for (const auto& row : table.value("rows", nlohmann::json::array())) {
+    const std::string row_id = row.value("id", std::string());
+    if (row_id == id) return row.value("method_spec", std::string("full"));
+    ids.push_back(row_id);
+  }
+  throw UsageError("eval: --paper-row " + paper_row + ": " +
+                   unknown_name_message("row of " + paper_row.substr(0, slash), id, ids));
 }
 
 }  // namespace
@@ -211,12 +250,19 @@ void store_kv_memory(results::ResultsStore& store, int64_t run, const models::Vl
 int run_eval(const EvalOptions& o, std::ostream& out) {
   if (o.threads > 0) at::set_num_threads(o.threads);
   at::manual_seed(static_cast<uint64_t>(o.seed));
-  for (const auto& m : split_list(o.methods)) {
-    if (m != "full") {
-      throw UsageError(
-          "--methods: only 'full' (the model as loaded; a converted MHA2MLA dir runs its "
-          "latent cache) is available; '" +
-          m + "' comes with issue F7");
+  // Method specs are checked before anything loads (unknown names, options, ranges, stacks).
+  const std::string methods_text =
+      !o.methods.empty() ? o.methods
+                         : (o.paper_row.empty() ? std::string("full") : paper_row_method(o.paper_row));
+  std::vector<std::string> method_specs = methods::split_method_list(methods_text);
+  const auto presets = std::filesystem::path(MLAB_SOURCE_DIR) / "configs" / "methods";
+  for (auto& spec : method_specs) spec = methods::expand_method_presets(spec, presets);
+  if (method_specs.empty()) throw UsageError("eval: --methods is empty (e.g. --methods full)");
+  for (const auto& spec : method_specs) {
+    try {
+      methods::parse_method_stack(spec);
+    } catch (const Error& e) {
+      throw UsageError(std::string("eval: --methods: ") + e.what());
     }
   }
   const auto tasks = split_list(o.tasks);
@@ -256,14 +302,27 @@ int run_eval(const EvalOptions& o, std::ostream& out) {
     vo.dtype = c10::kFloat;
   const models::Vlm vlm = models::Vlm::load(o.model, vo);
   const std::string family(models::family_name(vlm.config().family));
-  const std::string method = effective_method(vlm.config());
+  std::vector<methods::MethodStack> stacks;
+  for (const auto& spec : method_specs) {
+    try {
+      stacks.push_back(methods::make_method_stack(spec, &vlm));
+    } catch (const Error& e) {
+      throw UsageError(std::string("eval: --methods: ") + e.what());
+    }
+  }
 
   MLAB_CHECK(o.db_timeout_s >= 0, "eval: --db-timeout must be >= 0, got ", o.db_timeout_s);
   results::OpenOptions so;
   so.busy_timeout = std::chrono::milliseconds(static_cast<int64_t>(o.db_timeout_s * 1000));
   results::ResultsStore store = results::ResultsStore::open(o.db, so);
+  const std::string base_name =
+      o.run_name.empty() ? o.model.filename().string() + "-" + o.tasks : o.run_name;
+  // One run per method stack (named <run-name>/<stack> when --methods lists several).
+  for (const auto& stack : stacks) {
+  const std::string method = stack.spec();
+  const models::CacheFactory caches = stack.cache_factory();
   results::RunInfo info;
-  info.name = o.run_name.empty() ? o.model.filename().string() + "-" + o.tasks : o.run_name;
+  info.name = stacks.size() > 1 ? base_name + "/" + method : base_name;
   info.torch_version = TORCH_VERSION;
   info.device = o.device;
   info.threads = at::get_num_threads();
@@ -273,7 +332,7 @@ int run_eval(const EvalOptions& o, std::ostream& out) {
   info.config = {{"model", std::filesystem::absolute(o.model).string()},
                  {"family", family},
                  {"dtype", std::string(models::compute_dtype_name(vlm.dtype()))},
-                 {"methods", o.methods},
+                 {"methods", method},
                  {"method_stack", method},
                  {"tasks", tasks},
                  {"limit", o.limit},
@@ -293,6 +352,7 @@ int run_eval(const EvalOptions& o, std::ostream& out) {
   if (!o.series.empty()) info.config["series"] = o.series;
   const int64_t run = store.begin_run(info);
   out << "run '" << info.name << "' (id " << run << ") in " << o.db.string();
+  out << "; method " << method;
   if (world > 1) out << ", rank " << rank << " of " << world;
   out << "\n";
 
@@ -333,13 +393,13 @@ int run_eval(const EvalOptions& o, std::ostream& out) {
       p.sample = sample;
       batch.push_back(std::move(p));
       if (static_cast<int64_t>(batch.size()) == o.batch_size) {
-        written += static_cast<int64_t>(run_batch(vlm, task, family, config, batch, store, run));
+        written += static_cast<int64_t>(run_batch(vlm, task, family, config, batch, store, run, caches));
         progress.advance(static_cast<int64_t>(batch.size()));
         batch.clear();
       }
     }
     if (!batch.empty()) {
-      written += static_cast<int64_t>(run_batch(vlm, task, family, config, batch, store, run));
+      written += static_cast<int64_t>(run_batch(vlm, task, family, config, batch, store, run, caches));
       progress.advance(static_cast<int64_t>(batch.size()));
     }
     progress.finish();
@@ -363,6 +423,7 @@ int run_eval(const EvalOptions& o, std::ostream& out) {
     store.finish_run(run);
     out << "run '" << info.name << "' complete\n";
   }
+  }  // one run per method stack
   return 0;
 }
 

@@ -9,6 +9,7 @@
 #include "core/error.hpp"
 #include "harness/commands.hpp"
 #include "methods/kv_memory.hpp"
+#include "methods/kv_method.hpp"
 #include "models/config/model_config.hpp"
 
 namespace mlab::harness {
@@ -48,7 +49,8 @@ int run_memory(const MemoryOptions& options, std::ostream& out) {
   }
   std::vector<methods::MethodSpec> stack;
   try {
-    stack = methods::parse_method_stack(options.method);
+    stack = methods::parse_method_stack(methods::expand_method_presets(
+        options.method, std::filesystem::path(MLAB_SOURCE_DIR) / "configs" / "methods"));
   } catch (const Error& e) {
     throw UsageError(std::string("mla-bench memory: --method: ") + e.what());
   }

@@ -16,26 +16,26 @@
 namespace mlab::methods {
 namespace {
 
-// Bytes of one quantizer scale and one zero-point: both bf16 in Quanto (the KV dtype) and in
-// HQQ (cast to compute_dtype = bf16 by Quantizer.cuda), specs/baselines.md §2.5, §3.5.
-constexpr double kScaleBytes = 2.0;
-constexpr double kZeroBytes = 2.0;
 
 enum class Role { kFull, kConversion, kQuantizer, kPruner };
-enum class Kind { kInteger, kReal };
+enum class Kind { kInteger, kReal, kWord };
 
 struct OptionSchema {
   std::string key;
   Kind kind = Kind::kInteger;
-  std::optional<std::string> default_value;  // nullopt: required
+  std::optional<std::string> default_value;  // nullopt: required (or optional, below)
   // Empty when `value` is acceptable, else what is wrong ("must be 2 or 4").
   std::string (*check)(double value) = nullptr;
+  std::vector<std::string> words;  // kWord: the accepted values
+  bool optional = false;           // no default, may be absent (one of a set, see one_of)
+  std::string doc;                 // for --help and `list methods`
 };
 
 struct MethodSchema {
   std::string name;
   Role role = Role::kFull;
   std::vector<OptionSchema> options;
+  std::vector<std::string> one_of;  // exactly one of these optional keys must be given
 };
 
 std::string positive(double v) { return v > 0 ? "" : "must be > 0"; }
@@ -45,36 +45,82 @@ std::string even_non_negative(double v) {
 }
 std::string zero_or_one(double v) { return v == 0 || v == 1 ? "" : "must be 0 or 1"; }
 std::string quanto_bits(double v) {
-  return v == 2 || v == 4 ? "" : "must be 2 or 4 (optimum-quanto qint2 / qint4)";
+  return v == 2 || v == 4 ? "" : "must be 2 or 4 (Int2 / Int4: optimum-quanto qint2 / qint4)";
 }
 std::string hqq_bits(double v) {
-  return v == 1 || v == 2 || v == 3 || v == 4 || v == 8 ? "" : "must be 1, 2, 3, 4 or 8 (hqq)";
+  return v == 2 || v == 4 ? "" : "must be 2 or 4 (Int2 / Int4, the paper's settings)";
 }
-std::string ratio(double v) { return v > 0 && v <= 1 ? "" : "must be in (0, 1]"; }
+std::string quanto_axis(double v) { return v == 0 || v == -1 ? "" : "must be 0 or -1"; }
+std::string hqq_axis(double v) { return v == 0 || v == 1 ? "" : "must be 0 or 1"; }
+std::string open_ratio(double v) {
+  return v > 0 && v < 1 ? "" : "must be in (0, 1) (the kept fraction of the tokens)";
+}
+std::string fraction(double v) { return v >= 0 && v < 1 ? "" : "must be in [0, 1)"; }
 
 const std::vector<MethodSchema>& schemas() {
   static const std::vector<MethodSchema> table = [] {
-    const std::vector<OptionSchema> quant_common = {
-        {"group", Kind::kInteger, "64", positive},
-        {"residual", Kind::kInteger, "128", non_negative},
-        {"quantize_rope", Kind::kInteger, "0", zero_or_one},
-    };
-    auto quantizer = [&](std::string name, std::string (*bits_check)(double)) {
-      MethodSchema schema{
-          std::move(name), Role::kQuantizer, {{"bits", Kind::kInteger, "4", bits_check}}};
-      schema.options.insert(schema.options.end(), quant_common.begin(), quant_common.end());
+    auto quantizer = [](std::string name, std::string (*bits_check)(double),
+                        std::string (*axis_check)(double), const char* axes) {
+      MethodSchema schema{std::move(name),
+                          Role::kQuantizer,
+                          {{"bits", Kind::kInteger, "4", bits_check, {}, false, "2 | 4"},
+                           {"group", Kind::kInteger, "64", positive, {}, false,
+                            "elements per scale/zero group"},
+                           {"residual", Kind::kInteger, "128", non_negative, {}, false,
+                            "full-precision residual window R (tokens)"},
+                           {"axis_key", Kind::kInteger, "0", axis_check, {}, false, axes},
+                           {"axis_value", Kind::kInteger, "0", axis_check, {}, false, axes},
+                           {"quantize_rope", Kind::kInteger, "0", zero_or_one, {}, false,
+                            "on an MLA latent: quantize k_rope too (0 | 1)"},
+                           {"target", Kind::kWord, "latent", nullptr, {"latent", "kv"}, false,
+                            "on MHA2MLA: the latent cache, or reconstructed K/V as the authors"}}};
       return schema;
     };
+    MethodSchema hqq = quantizer("hqq", hqq_bits, hqq_axis, "0 | 1 (hqq's axis)");
+    hqq.options.push_back({"optimize", Kind::kInteger, "0", zero_or_one, {}, false,
+                           "half-quadratic zero-point optimisation (0: hqq 0.2.2's default, as "
+                           "the authors ran it)"});
+    auto budget = [] {
+      return std::vector<OptionSchema>{
+          {"budget", Kind::kReal, std::nullopt, open_ratio, {}, true,
+           "kept fraction of the tokens, in (0, 1)"},
+          {"tokens", Kind::kInteger, std::nullopt, positive, {}, true,
+           "or a fixed number of kept tokens"}};
+    };
+    auto pruner = [&](std::string name, const char* sink, const char* recent_ratio,
+                      std::vector<OptionSchema> extra) {
+      MethodSchema schema{std::move(name), Role::kPruner, budget(), {"budget", "tokens"}};
+      schema.options.push_back({"sink", Kind::kInteger, sink, non_negative, {}, false,
+                                "first tokens never evicted"});
+      schema.options.push_back({"recent", Kind::kInteger, "0", non_negative, {}, false,
+                                "newest tokens never evicted"});
+      schema.options.push_back({"recent_ratio", Kind::kReal, recent_ratio, fraction, {}, false,
+                                "plus this fraction of the budget as recent window"});
+      schema.options.push_back({"protect_image", Kind::kInteger, "0", zero_or_one, {}, false,
+                                "never evict image tokens (0 | 1)"});
+      for (auto& o : extra) schema.options.push_back(std::move(o));
+      return schema;
+    };
+    MethodSchema streaming{"streaming_llm", Role::kPruner, budget(), {"budget", "tokens"}};
+    streaming.options.push_back(
+        {"sink", Kind::kInteger, "4", non_negative, {}, false, "attention-sink tokens kept"});
     return std::vector<MethodSchema>{
         {"full", Role::kFull, {}},
         {"mha2mla",
          Role::kConversion,
-         {{"d_kv", Kind::kInteger, std::nullopt, positive},
-          {"rope_dim", Kind::kInteger, "32", even_non_negative}}},
-        quantizer("quanto", quanto_bits),
-        quantizer("hqq", hqq_bits),
-        {"h2o", Role::kPruner, {{"budget", Kind::kReal, std::nullopt, ratio}}},
-        {"tova", Role::kPruner, {{"budget", Kind::kReal, std::nullopt, ratio}}},
+         {{"d_kv", Kind::kInteger, std::nullopt, positive, {}, true,
+           "latent dims per KV head (eval: the converted model's)"},
+          {"rope_dim", Kind::kInteger, "32", even_non_negative, {}, false,
+           "RoPE dims kept per head"}}},
+        quantizer("quanto", quanto_bits, quanto_axis, "0 | -1 (optimum-quanto's axis)"),
+        hqq,
+        pruner("h2o", "4", "0.1",
+               {{"per_kv_head", Kind::kInteger, "1", zero_or_one, {}, false,
+                 "one token set per KV head (EasyKV h2o_head) or per layer"},
+                {"normalize", Kind::kInteger, "0", zero_or_one, {}, false,
+                 "divide by the queries that saw each token (kvpress ObservedAttention)"}}),
+        pruner("tova", "0", "0", {}),
+        streaming,
     };
   }();
   return table;
@@ -113,6 +159,7 @@ std::vector<std::string_view> split(std::string_view s, char separator) {
 
 // The number `text` holds, or nullopt when it is not entirely one (integers: no fraction part).
 std::optional<double> parse_number(std::string_view text, Kind kind) {
+  if (kind == Kind::kWord) return std::nullopt;
   const char* first = text.data();
   const char* last = text.data() + text.size();
   if (kind == Kind::kInteger) {
@@ -153,11 +200,27 @@ void validate(const MethodSpec& spec, const std::string& where) {
                keys.empty() ? spec.name + " takes no options (got '" + key + "')"
                             : unknown_name_message(spec.name + " option", key, keys));
   }
+  if (!schema->one_of.empty()) {
+    std::vector<std::string> given;
+    for (const auto& k : schema->one_of)
+      if (spec.options.count(k)) given.push_back(k);
+    MLAB_CHECK(given.size() == 1, where, spec.name, " needs exactly one of ",
+               join(schema->one_of, " | "), given.empty() ? "" : " (got " + join(given, " and ") + ")",
+               ", e.g. ", spec.name, ":", schema->one_of.front(), "=0.5; options: ",
+               method_options_help(spec.name));
+  }
   for (const auto& o : schema->options) {
     const auto it = spec.options.find(o.key);
     if (it == spec.options.end()) {
-      MLAB_CHECK(o.default_value.has_value(), where, spec.name, " needs option ", o.key, " (e.g. ",
-                 spec.name, ":", o.key, "=", o.kind == Kind::kReal ? "0.5" : "64", ")");
+      MLAB_CHECK(o.default_value.has_value() || o.optional, where, spec.name, " needs option ",
+                 o.key, " (e.g. ", spec.name, ":", o.key, "=",
+                 o.kind == Kind::kReal ? "0.5" : "64", ")");
+      continue;
+    }
+    if (o.kind == Kind::kWord) {
+      MLAB_CHECK(std::find(o.words.begin(), o.words.end(), it->second) != o.words.end(), where,
+                 spec.name, " option ", o.key, "=", it->second, ": must be ",
+                 join(o.words, " or "));
       continue;
     }
     const auto value = parse_number(it->second, o.kind);
@@ -184,7 +247,13 @@ void validate_stack(const std::vector<MethodSpec>& stack, const std::string& whe
   };
   at_most_one(Role::kConversion, "mha2mla conversion");
   at_most_one(Role::kQuantizer, "quantizer (quanto | hqq)");
-  at_most_one(Role::kPruner, "pruning method (h2o | tova)");
+  at_most_one(Role::kPruner, "pruning method (h2o | tova | streaming_llm)");
+  for (const auto& spec : stack) {
+    const auto it = spec.options.find("target");
+    MLAB_CHECK(it == spec.options.end() || it->second == "latent" || !by_role[Role::kConversion].empty(),
+               where, spec.name, " option target=", it->second,
+               " applies only when stacked on mha2mla (e.g. mha2mla+", spec.name, ":target=kv)");
+  }
 }
 
 // Packed bytes per element of a `bits`-bit code: hqq packs 3-bit codes 10 to an int32
@@ -253,11 +322,13 @@ std::string format_method_stack(const std::vector<MethodSpec>& stack) {
 }
 
 KvMemory kv_memory(const models::ModelConfig& config, const std::vector<MethodSpec>& stack,
-                   int64_t tokens, int bits_of_base_dtype) {
+                   int64_t tokens, int bits_of_base_dtype, int64_t prefill_tokens) {
   const std::string where = "method '" + format_method_stack(stack) + "': ";
   for (const auto& spec : stack) validate(spec, where);
   validate_stack(stack, where);
   MLAB_CHECK(tokens > 0, "kv_memory: tokens must be > 0 (got ", tokens, ")");
+  MLAB_CHECK(prefill_tokens <= tokens, "kv_memory: prefill tokens (", prefill_tokens,
+             ") exceed the tokens (", tokens, ")");
   MLAB_CHECK(bits_of_base_dtype == 8 || bits_of_base_dtype == 16 || bits_of_base_dtype == 32,
              "kv_memory: base dtype bits must be 8, 16 or 32 (got ", bits_of_base_dtype, ")");
 
@@ -275,10 +346,15 @@ KvMemory kv_memory(const models::ModelConfig& config, const std::vector<MethodSp
   m.elements = m.elements_original;
   // Elements of a token that a quantizer packs; the rest stay in the base dtype.
   int64_t quantizable = m.elements_original;
+  bool target_kv = false;  // mha2mla + quantizer target=kv: reconstructed K/V are cached
+  bool quanto_rows = false;  // Quanto axis 0 packs along its group rows (padded to 8/b rows)
+  int64_t kept_fixed = 0;  // pruning with tokens=N
 
   for (const auto& spec : stack) {
     const Role role = find_schema(spec.name)->role;
     if (role == Role::kConversion) {
+      MLAB_CHECK(spec.options.count("d_kv") > 0, where,
+                 "mha2mla needs d_kv here (the latent dims per KV head), e.g. mha2mla:d_kv=64");
       m.d_kv = static_cast<int64_t>(option(spec, "d_kv"));
       m.rope_dim = static_cast<int64_t>(option(spec, "rope_dim"));
       MLAB_CHECK(m.rope_dim <= m.head_dim, where, "rope_dim=", m.rope_dim,
@@ -295,13 +371,24 @@ KvMemory kv_memory(const models::ModelConfig& config, const std::vector<MethodSp
       m.group = static_cast<int64_t>(option(spec, "group"));
       m.residual = static_cast<int64_t>(option(spec, "residual"));
       m.quantize_rope = option(spec, "quantize_rope") != 0;
+      const auto t = spec.options.find("target");
+      target_kv = t != spec.options.end() && t->second == "kv";
+      quanto_rows = spec.name == "quanto" && option(spec, "axis_key") == 0 &&
+                    option(spec, "axis_value") == 0;
     } else if (role == Role::kPruner) {
       // The budget is the kept fraction of the tokens (EasyKV's ratio budget, specs/baselines.md
-      // §1.3): budget=0.5 keeps half of them, so every byte count scales by it.
-      m.keep_ratio = option(spec, "budget");
+      // §1.3): budget=0.5 keeps half of them, so every byte count scales by it; tokens=N keeps N.
+      if (spec.options.count("budget")) {
+        m.keep_ratio = option(spec, "budget");
+      } else {
+        kept_fixed = static_cast<int64_t>(option(spec, "tokens"));
+      }
     }
   }
-  if (m.d_kv > 0) {
+  if (target_kv) {
+    // The authors' MLA + Int4: the cache holds the reconstructed K/V (specs/baselines.md §1.5-5).
+    m.elements = m.elements_original;
+  } else if (m.d_kv > 0) {
     // Stacked on MLA, the quantizer packs the latent c; the RoPE key stays in the base dtype
     // unless quantize_rope (specs/baselines.md §6.2).
     quantizable = m.quantize_rope ? m.elements : m.num_kv_heads * m.d_kv;
@@ -309,6 +396,10 @@ KvMemory kv_memory(const models::ModelConfig& config, const std::vector<MethodSp
 
   // EasyKV keeps int(N·budget) tokens (plus its stride, ignored here).
   m.kept_tokens = static_cast<int64_t>(std::floor(static_cast<double>(tokens) * m.keep_ratio));
+  if (kept_fixed > 0) {
+    m.kept_tokens = std::min(tokens, kept_fixed);
+    m.keep_ratio = static_cast<double>(m.kept_tokens) / static_cast<double>(tokens);
+  }
 
   const double nominal_bits = m.quant_bits > 0 ? m.quant_bits : bits_of_base_dtype;
   m.bytes_original = static_cast<double>(m.elements_original) * base_bytes;
@@ -321,16 +412,47 @@ KvMemory kv_memory(const models::ModelConfig& config, const std::vector<MethodSp
   if (m.quant_bits > 0) {
     const double q = static_cast<double>(quantizable);
     // Packed codes plus one scale and one zero-point per group (amortised over the group;
-    // specs/baselines.md §2.5: N·b/8 + (N/G)·(2+2) bytes for N elements).
+    // specs/baselines.md §2.5: N·b/8 + (N/G)·(2+2) bytes for N elements). Both are stored in the
+    // KV dtype: Quanto's scale/shift are the input's dtype, and HQQ's meta is cast to
+    // compute_dtype, which transformers sets to the cache's dtype (bf16 in the paper's runs).
     const double quant_token = q * packed_bytes_per_element(m.quant_bits) +
-                               q / static_cast<double>(m.group) * (kScaleBytes + kZeroBytes) +
+                               q / static_cast<double>(m.group) * (2 * base_bytes) +
                                static_cast<double>(m.elements - quantizable) * base_bytes;
     // The newest min(N, residual) tokens stay in the base dtype. NOTE(kv_memory): transformers'
     // QuantizedCache holds 0..residual-1 tokens there (0 right after the prefill), so this is
     // the upper bound of the window, not its value at every step (specs/baselines.md §2.4).
     m.residual_tokens = std::min(m.kept_tokens, m.residual);
+    if (prefill_tokens > 0) {
+      // The schedule itself: the prefill is quantized at once, decode step j leaves j mod R
+      // tokens in the residual (re-quantization at every R-th step; specs/baselines.md §2.4).
+      const int64_t steps = tokens - prefill_tokens;
+      m.residual_tokens = m.residual > 0 ? std::min(m.kept_tokens, steps % m.residual) : 0;
+    }
     per_layer = static_cast<double>(m.residual_tokens) * full_token +
                 static_cast<double>(m.kept_tokens - m.residual_tokens) * quant_token;
+    if (prefill_tokens > 0) {
+      // Exact bytes of the quantized tensors of one sequence: Quanto (axis 0) packs 8/b group
+      // rows per byte row and pads the last one (optimum-quanto PackedTensor.pack).
+      const int64_t n = m.kept_tokens - m.residual_tokens;
+      std::vector<int64_t> per_token;  // elements per token of each quantized tensor
+      if (m.d_kv > 0 && !target_kv) {
+        per_token.push_back(m.num_kv_heads * m.d_kv);
+        if (m.quantize_rope) per_token.push_back(m.num_kv_heads * m.rope_dim);
+      } else {
+        per_token = {m.num_kv_heads * m.head_dim, m.num_kv_heads * m.head_dim};
+      }
+      double quant_bytes = 0;
+      for (const int64_t e : per_token) {
+        const double rows = static_cast<double>(n * e) / static_cast<double>(m.group);
+        const double per_byte = 8.0 / m.quant_bits;
+        const double packed = quanto_rows && m.quant_bits != 3
+                                  ? std::ceil(rows / per_byte) * static_cast<double>(m.group)
+                                  : static_cast<double>(n * e) * packed_bytes_per_element(m.quant_bits);
+        quant_bytes += packed + rows * 2 * base_bytes;
+      }
+      per_layer = static_cast<double>(m.residual_tokens) * full_token + quant_bytes +
+                  static_cast<double>(n * (m.elements - quantizable)) * base_bytes;
+    }
   }
 
   const double layer_tokens = static_cast<double>(m.layers) * static_cast<double>(tokens);
@@ -346,6 +468,24 @@ KvMemory kv_memory(const models::ModelConfig& config, const std::vector<MethodSp
   m.real_vs_mha_equivalent = m.bytes_real / m.bytes_mha - 1.0;
   return m;
 }
+
+std::string method_options_help(std::string_view name) {
+  const MethodSchema* schema = find_schema(name);
+  if (schema == nullptr || schema->options.empty()) return "";
+  std::vector<std::string> items;
+  for (const auto& o : schema->options) {
+    std::string item = o.key;
+    if (o.default_value) item += "=" + *o.default_value;
+    if (!o.default_value && !o.optional) item += " (required)";
+    if (!o.doc.empty()) item += " [" + o.doc + "]";
+    items.push_back(item);
+  }
+  std::string text = "options: " + join(items, ", ");
+  if (!schema->one_of.empty()) text += "; exactly one of " + join(schema->one_of, " | ");
+  return text;
+}
+
+std::vector<std::string> spec_method_names() { return method_names(); }
 
 std::string format_percent(double fraction) {
   // std::round rounds halves away from zero; the paper's ties (−84.375%, −90.625%) are exact

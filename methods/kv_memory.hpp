@@ -30,14 +30,9 @@ struct MethodSpec {
 // Parses a stack such as "full", "mha2mla:d_kv=64", "mha2mla:d_kv=64,rope_dim=32+quanto:bits=4",
 // "h2o:budget=0.5" or "mha2mla:d_kv=128+hqq:bits=2,group=64,residual=128". Methods are joined by
 // '+', options follow ':' as comma-separated key=value pairs; spaces around words are ignored.
-// Options per method (defaults in brackets):
-//   full     —
-//   mha2mla  d_kv (required, integer > 0), rope_dim [32] (even integer >= 0)
-//   quanto   bits [4] (2 | 4), group [64] (> 0), residual [128] (>= 0), quantize_rope [0] (0 | 1)
-//   hqq      bits [4] (1 | 2 | 3 | 4 | 8), group, residual, quantize_rope as quanto
-//   h2o/tova budget (required, kept fraction of the tokens, 0 < budget <= 1)
-// A stack has at most one mha2mla, one quantizer (quanto | hqq) and one pruner (h2o | tova), in
-// any order; `full` stands alone. Throws mlab::Error naming the spec and the problem: empty
+// Options per method: `mla-bench list methods` (method_options_help) prints them with their
+// defaults. A stack has at most one mha2mla, one quantizer (quanto | hqq) and one pruner
+// (h2o | tova | streaming_llm), in any order; `full` stands alone. Throws mlab::Error naming the spec and the problem: empty
 // parts, unknown method names (with the closest match), unknown or repeated option keys, missing
 // required options, non-numeric or out-of-range values, invalid stacks.
 std::vector<MethodSpec> parse_method_stack(std::string_view spec);
@@ -92,11 +87,21 @@ struct KvMemory {
 };
 
 // The memory of `stack` on the decoder of `config` holding `tokens` tokens (> 0), the
-// unquantized cache stored with `bits_of_base_dtype` bits (16: bf16/fp16, 32: fp32). Throws
-// mlab::Error for options that do not fit the model (rope_dim > d_h, d_kv > 2·d_h − rope_dim)
-// or an invalid stack (as parse_method_stack).
+// unquantized cache stored with `bits_of_base_dtype` bits (16: bf16/fp16, 32: fp32).
+// prefill_tokens > 0: the sequence was a prefill of that many tokens followed by one-token
+// decode steps, and the residual window of a quantized cache holds what transformers'
+// schedule leaves there ((tokens − prefill) mod R); 0: the window's upper bound min(N, R).
+// Throws mlab::Error for options that do not fit the model (rope_dim > d_h,
+// d_kv > 2·d_h − rope_dim) or an invalid stack (as parse_method_stack).
 KvMemory kv_memory(const models::ModelConfig& config, const std::vector<MethodSpec>& stack,
-                   int64_t tokens, int bits_of_base_dtype = 16);
+                   int64_t tokens, int bits_of_base_dtype = 16, int64_t prefill_tokens = 0);
+
+// One line listing the options of method `name` with their defaults and allowed values
+// ("bits=4 (2 | 4), group=64, ..."); "" for a method without options or an unknown name.
+std::string method_options_help(std::string_view name);
+
+// The names of every method the spec grammar knows.
+std::vector<std::string> spec_method_names();
 
 // `fraction` as a percentage with two decimals, the way the paper prints it: rounded half away
 // from zero ("-0.90625" -> "-90.63%", as Table 1; round-half-even would print -90.62%), a '+'

@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include <limits>
+
 #include "compat/torch_compat.hpp"
 #include "core/error.hpp"
 
@@ -21,6 +23,21 @@ at::Tensor grow_along(const at::Tensor& t, int64_t dim, int64_t capacity, int64_
   at::Tensor out = at::empty(shape, t.options());
   if (size > 0) out.narrow(dim, 0, size).copy_(t.narrow(dim, 0, size));
   return out;
+}
+
+at::Tensor KvCache::attention_stat(const at::Tensor&, double, AttentionStat) const {
+  MLAB_FAIL("a ", kind(),
+            " cache computes no attention statistics itself (its attention layer hands them to "
+            "prune())");
+}
+
+void KvCache::prune(const at::Tensor& stat, const at::Tensor& image, int64_t new_tokens) {
+  if (!pruner_) return;
+  const at::Tensor valid = token_valid();
+  const at::Tensor keep =
+      pruner_->select(stat, valid, image, new_tokens, kv_heads());
+  if (keep.defined()) this->keep(keep);
+  after_prune();
 }
 
 AttentionImpl parse_attention_impl(std::string_view name) {
@@ -81,31 +98,35 @@ at::Tensor DenseKvCache::keys() const { return k_.narrow(2, 0, size_); }
 at::Tensor DenseKvCache::values() const { return v_.narrow(2, 0, size_); }
 at::Tensor DenseKvCache::valid() const { return valid_.narrow(2, 0, size_); }
 
+namespace {
+
 // bool [B, 1 | H, L, S] (causal_padding_mask, KV-head masks repeated for the query heads).
-at::Tensor DenseKvCache::mask_for(int64_t L, int64_t n_rep) const {
-  at::Tensor mask = causal_padding_mask(valid(), L);
+at::Tensor mask_for(const at::Tensor& valid, int64_t L, int64_t n_rep) {
+  at::Tensor mask = causal_padding_mask(valid, L);
   if (mask.size(1) > 1 && n_rep > 1) mask = mask.repeat_interleave(n_rep, 1);
   return mask;
 }
 
-at::Tensor DenseKvCache::attend(const at::Tensor& q, double scale) {
-  TORCH_CHECK(k_.defined() && q.dim() == 4 && q.size(0) == k_.size(0) &&
-                  q.size(1) % k_.size(1) == 0 && q.size(3) == k_.size(3) && q.size(2) <= size_,
-              "DenseKvCache::attend: q ", q.sizes(), " does not fit the cache (B ",
-              k_.defined() ? k_.size(0) : -1, ", H_kv ", k_.defined() ? k_.size(1) : -1, ", S ",
-              size_, ")");
+}  // namespace
+
+at::Tensor dense_attention(const at::Tensor& q, const at::Tensor& k_in, const at::Tensor& v_in,
+                           const at::Tensor& valid, bool all_valid, AttentionImpl impl,
+                           double scale) {
+  TORCH_CHECK(q.dim() == 4 && k_in.dim() == 4 && q.size(0) == k_in.size(0) &&
+                  q.size(1) % k_in.size(1) == 0 && q.size(3) == k_in.size(3) &&
+                  q.size(2) <= k_in.size(2),
+              "attention: q ", q.sizes(), " does not fit the cached keys ", k_in.sizes());
   const int64_t L = q.size(2);
-  const int64_t n_rep = q.size(1) / k_.size(1);
-  at::Tensor k = keys();
-  at::Tensor v = values();
+  const int64_t n_rep = q.size(1) / k_in.size(1);
+  at::Tensor k = k_in, v = v_in;
   std::optional<at::Tensor> mask;
   bool is_causal = false;
-  if (!all_valid_) {
-    mask = mask_for(L, n_rep);
+  if (!all_valid) {
+    mask = mask_for(valid, L, n_rep);
   } else if (L > 1) {
     is_causal = true;  // no padding: plain causal, bottom-right aligned (compat)
   }
-  if (impl_ == AttentionImpl::kEager) {
+  if (impl == AttentionImpl::kEager) {
     if (n_rep > 1) {
       k = k.repeat_interleave(n_rep, 1);
       v = v.repeat_interleave(n_rep, 1);
@@ -113,6 +134,45 @@ at::Tensor DenseKvCache::attend(const at::Tensor& q, double scale) {
     return std::get<0>(compat::attention_with_weights(q, k, v, mask, is_causal, scale));
   }
   return compat::sdpa_gqa(q, k, v, mask, is_causal, scale);
+}
+
+at::Tensor dense_attention_stat(const at::Tensor& q, const at::Tensor& keys,
+                                const at::Tensor& valid, double scale, AttentionStat which) {
+  TORCH_CHECK(q.dim() == 4 && keys.dim() == 4 && q.size(1) % keys.size(1) == 0 &&
+                  q.size(2) <= keys.size(2),
+              "attention statistic: q ", q.sizes(), " does not fit the cached keys ",
+              keys.sizes());
+  TORCH_CHECK(which != AttentionStat::kNone, "attention statistic: none asked");
+  const int64_t L = q.size(2), H = q.size(1), n_rep = H / keys.size(1), S = keys.size(2);
+  // f32 keys repeated per query head: [B, H, S, D]
+  const at::Tensor k = keys.to(at::kFloat).repeat_interleave(n_rep, 1);
+  const at::Tensor mask = mask_for(valid, L, n_rep);  // bool [B, 1 | H, L, S]
+  auto probs = [&](int64_t from, int64_t count) {
+    at::Tensor s =
+        at::matmul(q.narrow(2, from, count).to(at::kFloat), k.transpose(-1, -2)) * scale;
+    s = s.masked_fill(mask.narrow(2, from, count).logical_not(),
+                      -std::numeric_limits<float>::infinity());
+    return at::softmax(s, -1);  // f32 [B, H, count, S]
+  };
+  if (which == AttentionStat::kLastQuery) return probs(L - 1, 1).squeeze(2);
+  // Blocks of queries so that [B, H, block, S] stays small for long prompts.
+  const int64_t block = std::max<int64_t>(1, (int64_t{1} << 22) / std::max<int64_t>(1, H * S));
+  at::Tensor sum = at::zeros({q.size(0), H, S}, q.options().dtype(at::kFloat));
+  for (int64_t from = 0; from < L; from += block) {
+    sum += probs(from, std::min(block, L - from)).sum(2);
+  }
+  return sum;
+}
+
+at::Tensor DenseKvCache::attend(const at::Tensor& q, double scale) {
+  TORCH_CHECK(k_.defined(), "DenseKvCache::attend: the cache is empty");
+  return dense_attention(q, keys(), values(), valid(), all_valid_, impl_, scale);
+}
+
+at::Tensor DenseKvCache::attention_stat(const at::Tensor& q, double scale,
+                                        AttentionStat which) const {
+  TORCH_CHECK(k_.defined(), "DenseKvCache::attention_stat: the cache is empty");
+  return dense_attention_stat(q, keys(), valid(), scale, which);
 }
 
 void DenseKvCache::keep(const at::Tensor& indices) {

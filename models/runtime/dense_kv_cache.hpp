@@ -7,6 +7,17 @@
 
 namespace mlab::models {
 
+// Attention of q over full-precision k/v with the validity mask of the cached tokens (the
+// attention every dense-format cache shares). q: any [B, H, L, D]; k, v: any [B, H_kv, S, D];
+// valid: bool [B, 1 | H_kv, S]; all_valid: no padding and no pruning (plain causal attention).
+// Returns any [B, H, L, D].
+at::Tensor dense_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                           const at::Tensor& valid, bool all_valid, AttentionImpl impl,
+                           double scale);
+// The pruning statistic of q over k (KvCache::attention_stat): f32 [B, H, S].
+at::Tensor dense_attention_stat(const at::Tensor& q, const at::Tensor& k, const at::Tensor& valid,
+                                double scale, AttentionStat which);
+
 class DenseKvCache final : public KvCache {
  public:
   // `reserve_tokens` pre-allocates room (prompt + new tokens) on the first append.
@@ -19,6 +30,15 @@ class DenseKvCache final : public KvCache {
   int64_t tokens() const override { return size_; }
   int64_t bytes() const override;
   int64_t reserved_bytes() const override;
+  // bool [B, H_kv, S] (a view).
+  at::Tensor token_valid() const override {
+    return k_.defined() ? valid().expand({-1, k_.size(1), -1}) : valid();
+  }
+  int64_t kv_heads() const override { return k_.defined() ? k_.size(1) : 0; }
+  // Probabilities of q over the cached keys with this cache's mask, f32 [B, H, S]: the last
+  // query's row, or the sum over the L queries (computed in blocks of queries, never [L, S] at
+  // once for long prompts).
+  at::Tensor attention_stat(const at::Tensor& q, double scale, AttentionStat which) const override;
 
   // Views of the cached tokens: any [B, H_kv, S, D]; valid: bool [B, 1 | H_kv, S].
   at::Tensor keys() const;
@@ -27,7 +47,6 @@ class DenseKvCache final : public KvCache {
 
  private:
   void grow(int64_t needed);
-  at::Tensor mask_for(int64_t L, int64_t n_rep) const;
 
   AttentionImpl impl_;
   int64_t reserve_tokens_;

@@ -43,7 +43,14 @@ at::Tensor GqaAttention::forward(const at::Tensor& x, const RopeTables& rope,
   q = nn::apply_rotary(q, rope.cos, rope.sin);
   k = nn::apply_rotary(k, rope.cos, rope.sin);
   cache.append(k, v, tokens.valid);
-  at::Tensor o = cache.attend(q, 1.0 / std::sqrt(static_cast<double>(head_dim)));  // [B, H, L, D]
+  const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
+  at::Tensor o = cache.attend(q, scale);  // [B, H, L, D]
+  if (TokenPruner* p = cache.pruner()) {
+    // A pruning method scores the tokens with this forward's attention, then evicts.
+    const AttentionStat which = p->stat();
+    cache.prune(which == AttentionStat::kNone ? at::Tensor() : cache.attention_stat(q, scale, which),
+                tokens.image, L);
+  }
   return nn::linear(o.transpose(1, 2).reshape({B, L, heads * head_dim}), o_weight, o_bias);
 }
 

@@ -16,6 +16,30 @@ void LatentKvCache::grow(int64_t needed) {
   valid_ = grow_along(valid_, 1, cap, size_);
 }
 
+void LatentKvCache::set_quantizer(std::shared_ptr<const Quantizer> quantizer, int64_t residual,
+                                  bool rope_too) {
+  MLAB_CHECK(!c_.defined(), "LatentKvCache::set_quantizer: the cache already holds tokens");
+  MLAB_CHECK(residual >= 0, "LatentKvCache: residual length must be >= 0, got ", residual);
+  quantizer_ = std::move(quantizer);
+  residual_ = residual;
+  rope_too_ = rope_too;
+}
+
+void LatentKvCache::materialize() {
+  if (!pending_) return;
+  c_.narrow(1, 0, quantized_).copy_(q_c_->dequantize().squeeze(1));
+  if (q_rope_) k_rope_.narrow(2, 0, quantized_).copy_(q_rope_->dequantize());
+  pending_ = false;
+}
+
+void LatentKvCache::quantize_stored() {
+  q_c_ = quantizer_->quantize(latent().unsqueeze(1).contiguous());  // [B, 1, S, d_c]
+  if (rope_too_) q_rope_ = quantizer_->quantize(k_rope().contiguous());
+  quantized_ = size_;
+  residual_used_ = 0;
+  pending_ = true;
+}
+
 void LatentKvCache::append_latent(const at::Tensor& c, const at::Tensor& k_rope,
                                   const at::Tensor& image, const at::Tensor& valid) {
   TORCH_CHECK(c.dim() == 3 && k_rope.dim() == 4 && k_rope.size(0) == c.size(0) &&
@@ -51,6 +75,17 @@ void LatentKvCache::append_latent(const at::Tensor& c, const at::Tensor& k_rope,
     valid_.narrow(1, size_, L).fill_(true);
   }
   size_ += L;
+  if (!quantizer_) return;
+  if (!q_c_) {
+    quantize_stored();  // the prefill: attended unquantized, stored quantized
+    return;
+  }
+  materialize();  // old tokens as the attention must now see them
+  if (residual_used_ + L >= residual_) {
+    quantize_stored();  // this forward still reads the buffers as they are
+  } else {
+    residual_used_ += L;
+  }
 }
 
 void LatentKvCache::append(const at::Tensor&, const at::Tensor&, const at::Tensor&) {
@@ -73,6 +108,7 @@ at::Tensor LatentKvCache::mask(int64_t L) const {
 }
 
 void LatentKvCache::keep(const at::Tensor& indices) {
+  if (quantizer_ && q_c_) materialize();
   TORCH_CHECK(
       c_.defined() && indices.dim() == 3 && indices.size(0) == c_.size(0) && indices.size(1) == 1,
       "LatentKvCache::keep: indices ", indices.sizes(), " must be [B, 1, S']");
@@ -88,11 +124,20 @@ void LatentKvCache::keep(const at::Tensor& indices) {
   valid_ = valid().gather(1, idx).contiguous();
   size_ = idx.size(1);
   all_valid_ = false;
+  // NOTE(F7): a quantized latent re-quantizes what it keeps (as QuantizedKvCache::keep).
+  if (quantizer_ && q_c_) quantize_stored();
 }
 
 int64_t LatentKvCache::bytes() const {
   if (!c_.defined()) return 0;
   const int64_t B = c_.size(0);
+  if (quantizer_ && q_c_) {
+    const int64_t rest = size_ - quantized_;  // residual tokens in full precision
+    int64_t b = q_c_->bytes() + B * rest * c_.size(2) * c_.element_size();
+    const int64_t rope_token = k_rope_.size(1) * k_rope_.size(3) * k_rope_.element_size();
+    b += q_rope_ ? q_rope_->bytes() + B * rest * rope_token : B * size_ * rope_token;
+    return b;
+  }
   const int64_t per_token =
       c_.size(2) * c_.element_size() + k_rope_.size(1) * k_rope_.size(3) * k_rope_.element_size();
   return B * size_ * per_token;

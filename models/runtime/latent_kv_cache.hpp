@@ -5,7 +5,10 @@
 // with absorbed up-projections (or reconstructs K/V from it, the authors' reference path).
 #include <ATen/core/Tensor.h>
 
+#include <memory>
+
 #include "models/runtime/kv_cache.hpp"
+#include "models/runtime/quantizer.hpp"
 
 namespace mlab::models {
 
@@ -14,6 +17,13 @@ class LatentKvCache final : public KvCache {
   explicit LatentKvCache(int64_t reserve_tokens = 0) : reserve_tokens_(reserve_tokens) {}
 
   std::string_view kind() const override { return "latent"; }
+
+  // Stores the latent c (and the RoPE key too when `rope_too`) through `quantizer`, on the
+  // schedule of QuantizedKvCache (transformers' QuantizedCache: prefill attended unquantized,
+  // residual window of `residual` tokens, re-quantization of everything when it fills;
+  // specs/baselines.md §6.2). Call before the first append. latent() / k_rope() then return the
+  // values the attention reads (old tokens dequantized); bytes() counts the quantized format.
+  void set_quantizer(std::shared_ptr<const Quantizer> quantizer, int64_t residual, bool rope_too);
 
   // c: any [B, L, d_c]; k_rope: any [B, H_kv, L, r] (rotated); image: bool [B, L] or undefined
   // (text); valid: bool [B, L] or undefined (all valid).
@@ -27,11 +37,14 @@ class LatentKvCache final : public KvCache {
 
   void keep(const at::Tensor& indices) override;  // i64 [B, 1, S'] (the latent is shared by heads)
   int64_t tokens() const override { return size_; }
-  // Latent + RoPE-key bytes of the cached tokens (the E_MLA of specs/method.md §4.2); the 1-bit
-  // modality flag and the validity bit per token are not counted (flag_bytes()).
+  // Latent + RoPE-key bytes of the cached tokens (the E_MLA of specs/method.md §4.2; with a
+  // quantizer: packed codes, scales, zero points and the residual window); the 1-bit modality
+  // flag and the validity bit per token are not counted (flag_bytes()).
   int64_t bytes() const override;
   int64_t flag_bytes() const;  // ceil(2 bits * B * S / 8)
   int64_t reserved_bytes() const override;
+  at::Tensor token_valid() const override { return valid().unsqueeze(1); }  // bool [B, 1, S]
+  int64_t kv_heads() const override { return 1; }
 
   at::Tensor latent() const;  // any [B, S, d_c]
   at::Tensor k_rope() const;  // any [B, H_kv, S, r]
@@ -45,6 +58,9 @@ class LatentKvCache final : public KvCache {
 
  private:
   void grow(int64_t needed);
+  // Writes the reconstruction of the quantized tokens into the buffers (once per quantization).
+  void materialize();
+  void quantize_stored();
 
   int64_t reserve_tokens_;
   at::Tensor c_;       // any [B, capacity, d_c]
@@ -54,6 +70,15 @@ class LatentKvCache final : public KvCache {
   int64_t size_ = 0;
   bool has_image_ = false;
   bool all_valid_ = true;
+  // Quantized storage (set_quantizer): tokens [0, quantized_) are held by q_c_ / q_rope_, the
+  // next residual_used_ in full precision; the buffers above hold what the attention reads.
+  std::shared_ptr<const Quantizer> quantizer_;
+  int64_t residual_ = 0;
+  bool rope_too_ = false;
+  std::unique_ptr<QuantizedTensor> q_c_, q_rope_;
+  int64_t quantized_ = 0;
+  int64_t residual_used_ = 0;
+  bool pending_ = false;  // the buffers still hold full precision where q_c_ now stands
 };
 
 }  // namespace mlab::models

@@ -133,9 +133,6 @@ at::Tensor MlaAttention::latent(const at::Tensor& x, const at::Tensor& image_mas
 
 at::Tensor MlaAttention::forward(const at::Tensor& x, const RopeTables& rope,
                                  const TokenInfo& tokens, KvCache& cache_base) const {
-  auto* cache = dynamic_cast<LatentKvCache*>(&cache_base);
-  TORCH_CHECK(cache != nullptr, "MlaAttention needs a LatentKvCache, got a ", cache_base.kind(),
-              " cache");
   const int64_t B = x.size(0), L = x.size(1), D = head_dim, r = rope_dim;
   const at::Tensor q = nn::linear(x, q_weight, q_bias);  // [B, L, H*D] (RoPE rows first)
   at::Tensor q_rope = q.narrow(-1, 0, heads * r).view({B, L, heads, r}).transpose(1, 2);
@@ -153,10 +150,43 @@ at::Tensor MlaAttention::forward(const at::Tensor& x, const RopeTables& rope,
   k_rope = nn::apply_rotary(k_rope, cos_k, sin_k);
   q_rope = nn::apply_rotary(q_rope, cos_k.repeat_interleave(group, 1),
                             sin_k.repeat_interleave(group, 1));
-  cache->append_latent(latent(x, tokens.image), k_rope, tokens.image, tokens.valid);
-  const at::Tensor o = (L == 1 && decode == MlaDecode::kAbsorbed)
-                           ? attend_absorbed(q_rope, q_nope, *cache)
-                           : attend_reconstruct(q_rope, q_nope, *cache);  // [B, H, L, D]
+  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+  at::Tensor o;  // [B, H, L, D]
+  auto* cache = dynamic_cast<LatentKvCache*>(&cache_base);
+  if (cache == nullptr) {
+    // A K/V cache (a method stacked with target=kv): the new tokens' keys and values are
+    // reconstructed from their latent and stored as such, the authors' MLA + quantized cache
+    // (specs/baselines.md §1.5-5). Keys keep the re-laid-out order (RoPE dims first), as q.
+    const at::Tensor c = latent(x, tokens.image);  // [B, L, d_c]
+    at::Tensor k_nope = up(c, text.up_k, text.k_bias);
+    at::Tensor v = up(c, text.up_v, text.v_bias);
+    if (tokens.image.defined() && image.down) {
+      k_nope = by_modality(tokens.image, up(c, image.up_k, image.k_bias), k_nope);
+      v = by_modality(tokens.image, up(c, image.up_v, image.v_bias), v);
+    }
+    const at::Tensor k =
+        at::cat({k_rope, k_nope.view({B, L, kv_heads, D - r}).transpose(1, 2)}, -1);
+    cache_base.append(k, v.view({B, L, kv_heads, D}).transpose(1, 2), tokens.valid);
+    const at::Tensor qf = at::cat({q_rope, q_nope}, -1);
+    o = cache_base.attend(qf, scale);
+    if (TokenPruner* p = cache_base.pruner()) {
+      const AttentionStat which = p->stat();
+      cache_base.prune(
+          which == AttentionStat::kNone ? at::Tensor() : cache_base.attention_stat(qf, scale, which),
+          tokens.image, L);
+    }
+  } else {
+    cache->append_latent(latent(x, tokens.image), k_rope, tokens.image, tokens.valid);
+    o = (L == 1 && decode == MlaDecode::kAbsorbed) ? attend_absorbed(q_rope, q_nope, *cache)
+                                                   : attend_reconstruct(q_rope, q_nope, *cache);
+    if (TokenPruner* p = cache->pruner()) {
+      const AttentionStat which = p->stat();
+      cache->prune(which == AttentionStat::kNone
+                       ? at::Tensor()
+                       : latent_attention_stat(q_rope, q_nope, *cache, which),
+                   tokens.image, L);
+    }
+  }
   return nn::linear(o.transpose(1, 2).reshape({B, L, heads * D}), o_weight, o_bias);
 }
 
@@ -191,15 +221,17 @@ at::Tensor MlaAttention::attend_reconstruct(const at::Tensor& q_rope, const at::
 }
 
 // specs/method.md §5.2: logit = (q_rope . k_rope + (W_uk^m[g]^T q_nope) . c + q_nope . b_k^m[g]) /
-// sqrt(D); o = sum_m W_uv^m[g] (sum_{s in m} p_s c_s) + P^m b_v^m[g].
-at::Tensor MlaAttention::attend_absorbed(const at::Tensor& q_rope, const at::Tensor& q_nope,
-                                         const LatentKvCache& cache) const {
+// sqrt(D), for the queries [from, from + count) of the L new ones; masked with -inf:
+// f32 [B, H_kv, G * count, S].
+at::Tensor MlaAttention::absorbed_scores(const at::Tensor& q_rope, const at::Tensor& q_nope,
+                                         const LatentKvCache& cache, int64_t from,
+                                         int64_t count) const {
   const at::Tensor c = cache.latent();  // [B, S, d_c]
   const int64_t B = c.size(0), S = c.size(1), dc = c.size(2), L = q_rope.size(2);
   const int64_t D = head_dim, r = rope_dim, G = heads / kv_heads, Hk = kv_heads;
-  // Group the query heads by KV head: [B, H_kv, G*L, .]
-  const at::Tensor qr = q_rope.reshape({B, Hk, G * L, r});
-  const at::Tensor qn = q_nope.reshape({B, Hk, G * L, D - r});
+  // Group the query heads by KV head: [B, H_kv, G*count, .]
+  const at::Tensor qr = q_rope.narrow(2, from, count).reshape({B, Hk, G * count, r});
+  const at::Tensor qn = q_nope.narrow(2, from, count).reshape({B, Hk, G * count, D - r});
   const at::Tensor ct = c.unsqueeze(1).transpose(-1, -2);                // [B, 1, d_c, S]
   at::Tensor scores = at::matmul(qr, cache.k_rope().transpose(-1, -2));  // [B, H_kv, GL, S]
   auto latent_scores = [&](const MlaBranch& b) {
@@ -214,12 +246,21 @@ at::Tensor MlaAttention::attend_absorbed(const at::Tensor& q_rope, const at::Ten
   const at::Tensor img = cache.image().view({B, 1, 1, S});
   if (cache.has_image()) lat = at::where(img, latent_scores(image), lat);
   scores = (scores + lat).to(at::kFloat) * (1.0 / std::sqrt(static_cast<double>(D)));
-  const at::Tensor mask = cache
-                              .mask(L)       // [B, 1, L, S]
-                              .unsqueeze(2)  // [B, 1, 1, L, S]
-                              .expand({B, Hk, G, L, S})
-                              .reshape({B, Hk, G * L, S});
-  scores = scores.masked_fill(mask.logical_not(), -std::numeric_limits<float>::infinity());
+  const at::Tensor mask = cache.mask(L)
+                              .narrow(2, from, count)  // [B, 1, count, S]
+                              .unsqueeze(2)            // [B, 1, 1, count, S]
+                              .expand({B, Hk, G, count, S})
+                              .reshape({B, Hk, G * count, S});
+  return scores.masked_fill(mask.logical_not(), -std::numeric_limits<float>::infinity());
+}
+
+// o = sum_m W_uv^m[g] (sum_{s in m} p_s c_s) + P^m b_v^m[g].
+at::Tensor MlaAttention::attend_absorbed(const at::Tensor& q_rope, const at::Tensor& q_nope,
+                                         const LatentKvCache& cache) const {
+  const at::Tensor c = cache.latent();  // [B, S, d_c]
+  const int64_t B = c.size(0), S = c.size(1), dc = c.size(2), L = q_rope.size(2);
+  const int64_t D = head_dim, Hk = kv_heads;
+  const at::Tensor scores = absorbed_scores(q_rope, q_nope, cache, 0, L);
   const at::Tensor p = at::softmax(scores, -1).to(c.scalar_type());  // [B, H_kv, GL, S]
   auto output = [&](const MlaBranch& b, const at::Tensor& pm) {
     const at::Tensor u = at::matmul(pm, c.unsqueeze(1));               // [B, H_kv, GL, d_c]
@@ -230,12 +271,33 @@ at::Tensor MlaAttention::attend_absorbed(const at::Tensor& q_rope, const at::Ten
   };
   at::Tensor o;
   if (cache.has_image()) {
-    const at::Tensor is_img = img.to(p.scalar_type());
+    const at::Tensor is_img = cache.image().view({B, 1, 1, S}).to(p.scalar_type());
     o = output(text, p * (1 - is_img)) + output(image, p * is_img);
   } else {
     o = output(text, p);
   }
   return o.view({B, heads, L, D});
+}
+
+at::Tensor MlaAttention::latent_attention_stat(const at::Tensor& q_rope, const at::Tensor& q_nope,
+                                               const LatentKvCache& cache,
+                                               AttentionStat which) const {
+  TORCH_CHECK(which != AttentionStat::kNone, "MlaAttention: no attention statistic asked");
+  const int64_t B = q_rope.size(0), L = q_rope.size(2), S = cache.tokens();
+  const int64_t G = heads / kv_heads;
+  // [B, H_kv, G*count, S] -> per query head [B, H, count, S] (head h = kv * G + g).
+  auto probs = [&](int64_t from, int64_t count) {
+    return at::softmax(absorbed_scores(q_rope, q_nope, cache, from, count), -1)
+        .view({B, kv_heads, G, count, S})
+        .reshape({B, heads, count, S});
+  };
+  if (which == AttentionStat::kLastQuery) return probs(L - 1, 1).squeeze(2);
+  const int64_t block = std::max<int64_t>(1, (int64_t{1} << 22) / std::max<int64_t>(1, heads * S));
+  at::Tensor sum = at::zeros({B, heads, S}, q_rope.options().dtype(at::kFloat));
+  for (int64_t from = 0; from < L; from += block) {
+    sum += probs(from, std::min(block, L - from)).sum(2);
+  }
+  return sum;
 }
 
 std::unique_ptr<KvCache> MlaAttention::make_cache(AttentionImpl, int64_t reserve_tokens) const {

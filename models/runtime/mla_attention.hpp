@@ -84,6 +84,13 @@ class MlaAttention final : public AttentionLayer {
                                 const LatentKvCache& cache) const;
   at::Tensor attend_absorbed(const at::Tensor& q_rope, const at::Tensor& q_nope,
                              const LatentKvCache& cache) const;
+  // Masked absorbed logits of the new queries [from, from + count): f32 [B, H_kv, G*count, S].
+  at::Tensor absorbed_scores(const at::Tensor& q_rope, const at::Tensor& q_nope,
+                             const LatentKvCache& cache, int64_t from, int64_t count) const;
+  // The pruning statistic over the latent tokens from the absorbed logits (specs/baselines.md
+  // §6.2): f32 [B, H, S], the last query's probabilities or their sum over the L new queries.
+  at::Tensor latent_attention_stat(const at::Tensor& q_rope, const at::Tensor& q_nope,
+                                   const LatentKvCache& cache, AttentionStat which) const;
 };
 
 }  // namespace mlab::models

@@ -95,10 +95,16 @@ at::Tensor TextDecoder::logits(const at::Tensor& hidden) const {
   return nn::linear(hidden, lm_head_).to(at::kFloat);
 }
 
-KvCaches TextDecoder::make_caches(AttentionImpl impl, int64_t reserve_tokens) const {
+KvCaches TextDecoder::make_caches(AttentionImpl impl, int64_t reserve_tokens,
+                                  const CacheFactory& factory) const {
   KvCaches caches;
-  for (const auto& layer : layers_)
-    caches.push_back(layer.attention->make_cache(impl, reserve_tokens));
+  for (std::size_t i = 0; i < layers_.size(); ++i) {
+    const AttentionLayer& attention = *layers_[i].attention;
+    caches.push_back(factory ? factory(static_cast<int64_t>(i), attention, impl, reserve_tokens)
+                             : attention.make_cache(impl, reserve_tokens));
+    TORCH_CHECK(caches.back() != nullptr, "make_caches: the cache factory gave no cache for layer ",
+                i);
+  }
   return caches;
 }
 

@@ -4,6 +4,7 @@
 // RMSNorm, final norm, LM head.
 #include <ATen/core/Tensor.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,6 +27,12 @@ struct DecoderLayer {
 // One cache per layer, in layer order.
 using KvCaches = std::vector<std::unique_ptr<KvCache>>;
 
+// Makes the cache of one layer (a KV method's choice of storage and eviction, methods/): the
+// layer index, its attention (whose make_cache() gives the default), the attention
+// implementation and the tokens to reserve room for.
+using CacheFactory = std::function<std::unique_ptr<KvCache>(
+    int64_t layer, const AttentionLayer& attention, AttentionImpl impl, int64_t reserve_tokens)>;
+
 class TextDecoder {
  public:
   // Loads the decoder of `config`: LLaVA families under "language_model.model." with the head
@@ -45,7 +52,9 @@ class TextDecoder {
   // hidden: any [..., E] -> logits f32 [..., V] (the head runs in the weights' dtype).
   at::Tensor logits(const at::Tensor& hidden) const;
 
-  KvCaches make_caches(AttentionImpl impl, int64_t reserve_tokens) const;
+  // One cache per layer: each attention's own kind, or what `factory` makes when given.
+  KvCaches make_caches(AttentionImpl impl, int64_t reserve_tokens,
+                       const CacheFactory& factory = {}) const;
 
   const TextConfig& config() const { return config_; }
   std::vector<DecoderLayer>& layers() { return layers_; }

@@ -306,7 +306,8 @@ VlmSession Vlm::prefill(const VlmInputs& inputs, const PrefillOptions& options) 
   auto [pos, next] = positions(inputs);
   s.next_position = next.to(device);
   const RopeTables rope = rope_->tables(pos.to(device), dtype_);
-  s.caches = decoder_.make_caches(options_.attention, std::max(options.reserve_tokens, L));
+  s.caches = decoder_.make_caches(options_.attention, std::max(options.reserve_tokens, L),
+                                  options.cache_factory);
   const bool padded = !valid.all().item<bool>();
   TokenInfo tokens;
   if (padded) tokens.valid = valid;
@@ -348,7 +349,16 @@ GenerateResult Vlm::generate(const VlmInputs& inputs, const GenerateOptions& opt
   auto start = std::chrono::steady_clock::now();
   PrefillOptions prefill_options;
   prefill_options.reserve_tokens = L + options.max_new_tokens;
+  prefill_options.cache_factory = options.cache_factory;
   VlmSession s = prefill(inputs, prefill_options);
+  // Bytes the caches hold (host-side sizes, no device synchronisation), at their peak.
+  auto note_bytes = [&] {
+    int64_t bytes = 0;
+    for (const auto& cache : s.caches) bytes += cache->bytes();
+    result.kv_bytes_peak = std::max(result.kv_bytes_peak, bytes);
+    return bytes;
+  };
+  note_bytes();
   at::Tensor next = s.last_logits.argmax(-1).cpu();
   result.prefill_seconds = seconds_since(start);
   start = std::chrono::steady_clock::now();
@@ -387,6 +397,7 @@ GenerateResult Vlm::generate(const VlmInputs& inputs, const GenerateOptions& opt
       if (finished[b]) feed[b] = pad_id_;
     }
     next = decode_step(s, feed).argmax(-1).cpu();
+    note_bytes();
     ++result.decode_steps;
   }
   result.decode_seconds = seconds_since(start);  // each step's .cpu() already waited for the device
@@ -400,7 +411,8 @@ GenerateResult Vlm::generate(const VlmInputs& inputs, const GenerateOptions& opt
     if (cut != std::string::npos) text.resize(cut);
     result.texts[b] = std::move(text);
   }
-  for (const auto& cache : s.caches) result.kv_bytes += cache->bytes();
+  result.kv_bytes = note_bytes();
+  if (!s.caches.empty()) result.kv_tokens = s.caches.front()->tokens();
   return result;
 }
 

@@ -69,12 +69,14 @@ struct PrefillOptions {
   bool all_logits = false;     // keep logits for every prompt position (VlmSession::logits)
   int64_t reserve_tokens = 0;  // cache room to allocate up front (prompt + new tokens)
   at::Tensor image_features;   // any [N_img_tokens, E]: use instead of running the vision tower
+  CacheFactory cache_factory;  // the KV method's caches (methods/); empty = each layer's own
 };
 
 struct GenerateOptions {
   int64_t max_new_tokens = 32;
   std::vector<std::string> stop_strings;  // stop when the decoded answer contains one (cut there)
   bool stop_at_eos = true;                // stop a row at an EOS id (kept in its tokens)
+  CacheFactory cache_factory;             // the KV method's caches; empty = each layer's own
 };
 
 struct GenerateResult {
@@ -84,7 +86,9 @@ struct GenerateResult {
   int64_t decode_steps = 0;                  // forward passes after the prefill
   double prefill_seconds = 0;                // vision + prefill, device synchronised
   double decode_seconds = 0;
-  int64_t kv_bytes = 0;  // KvCache::bytes() summed over layers at the end
+  int64_t kv_bytes = 0;       // KvCache::bytes() summed over layers at the end
+  int64_t kv_bytes_peak = 0;  // the largest such sum after any forward (prefill or a step)
+  int64_t kv_tokens = 0;      // KvCache::tokens() of the first layer at the end (per row)
 };
 
 class Vlm {

@@ -189,8 +189,8 @@ TEST_CASE("real bytes of a quantized cache: scales, zero-points, residual window
   // Int2: 2048·2/8 + 128 = 640 B per quantized token; HQQ stores the same bytes.
   CHECK(memory("next", "quanto:bits=2,residual=0").bytes_real == 640.0);
   CHECK(memory("next", "hqq:bits=2,residual=0").bytes_real == 640.0);
-  // HQQ 3-bit packs 10 codes per int32: 2048·0.4 + 128 = 947.2 B.
-  CHECK(memory("next", "hqq:bits=3,residual=0").bytes_real == Approx(947.2));
+  // Only Int2 and Int4 are offered (the paper's settings; F7 acceptance: bits=3 is refused).
+  CHECK_THROWS_WITH(memory("next", "hqq:bits=3,residual=0"), Contains("must be 2 or 4"));
   // A larger group halves the metadata: 1024 + 2048/128·4 = 1088 B.
   CHECK(memory("next", "quanto:bits=4,group=128,residual=0").bytes_real == 1088.0);
 }
@@ -276,7 +276,8 @@ TEST_CASE("method specs parse into stacks", "[methods][kv_memory][spec]") {
   CHECK(format_method_stack(parse_method_stack("mha2mla:d_kv=64")) ==
         "mha2mla:d_kv=64,rope_dim=32");
   CHECK(format_method_stack(parse_method_stack("mha2mla:d_kv=64+quanto:bits=2")) ==
-        "mha2mla:d_kv=64,rope_dim=32+quanto:bits=2,group=64,residual=128,quantize_rope=0");
+        "mha2mla:d_kv=64,rope_dim=32+quanto:bits=2,group=64,residual=128,axis_key=0,axis_value=0,"
+            "quantize_rope=0,target=latent");
   CHECK(format_method_stack(parse_method_stack("full")) == "full");
 }
 
@@ -293,7 +294,7 @@ TEST_CASE("malformed method specs are rejected with the reason", "[methods][kv_m
   fails("mha2mla:d_kv=64++quanto:bits=4", "part 2 of 3 is empty");
   fails(":d_kv=64", "has no method name");
   fails("h20:budget=0.5", "unknown method 'h20'; did you mean 'h2o'?");
-  fails("mla:d_kv=64", "known: full, mha2mla, quanto, hqq, h2o, tova");
+  fails("mla:d_kv=64", "known: full, mha2mla, quanto, hqq, h2o, tova, streaming_llm");
   fails("mha2mla:dkv=64", "unknown mha2mla option 'dkv'; did you mean 'd_kv'?");
   fails("quanto:bit=4", "did you mean 'bits'?");
   fails("full:bits=4", "full takes no options");
@@ -302,17 +303,25 @@ TEST_CASE("malformed method specs are rejected with the reason", "[methods][kv_m
   fails("mha2mla:d_kv=64x", "is not an integer");
   fails("h2o:budget=half", "h2o option budget: 'half' is not a number");
   fails("h2o:budget=inf", "is not a number");
-  fails("h2o:budget=1.5", "budget=1.5: must be in (0, 1]");
-  fails("tova:budget=0", "must be in (0, 1]");
+  fails("h2o:budget=1.5", "budget=1.5: must be in (0, 1)");
+  fails("tova:budget=0", "must be in (0, 1)");
+  fails("tova:budget=1", "must be in (0, 1)");
+  fails("h2o:budget=0.5,tokens=64", "h2o needs exactly one of budget | tokens (got budget and tokens)");
+  fails("streaming_llm:tokens=0", "tokens=0: must be > 0");
+  fails("quanto:target=latent_kv", "target=latent_kv: must be latent or kv");
+  fails("quanto:bits=4,target=kv", "target=kv applies only when stacked on mha2mla");
+  fails("quanto:bits=4+quanto:bits=2", "at most one quantizer");
   fails("mha2mla:d_kv=0", "d_kv=0: must be > 0");
   fails("mha2mla:d_kv=64,rope_dim=31", "rope_dim=31: must be even");
   fails("quanto:bits=3", "bits=3: must be 2 or 4");
-  fails("hqq:bits=5", "must be 1, 2, 3, 4 or 8");
+  fails("hqq:bits=5", "must be 2 or 4");
+  fails("hqq:bits=3", "must be 2 or 4");
+  fails("quanto:axis_key=1", "axis_key=1: must be 0 or -1");
+  fails("hqq:axis_value=-1", "axis_value=-1: must be 0 or 1");
   fails("quanto:group=0", "group=0: must be > 0");
   fails("quanto:residual=-1", "must be >= 0");
   fails("quanto:quantize_rope=2", "must be 0 or 1");
-  fails("mha2mla", "mha2mla needs option d_kv");
-  fails("h2o", "h2o needs option budget");
+  fails("h2o", "h2o needs exactly one of budget | tokens");
   fails("mha2mla:", "no options after ':'");
   fails("mha2mla:d_kv", "option 'd_kv' is not key=value");
   fails("mha2mla:d_kv=", "mha2mla option d_kv: no value");
@@ -398,4 +407,33 @@ TEST_CASE("mla-bench memory: bad inputs exit 1 or 2 with the reason", "[methods]
   const auto no_method = mlab::test::run_mla_bench("memory --config " + next);
   CHECK(no_method.code == 2);
   CHECK_THAT(no_method.err, Contains("--method"));
+}
+
+TEST_CASE("kv_memory follows the QuantizedCache schedule, token budgets and target=kv",
+          "[methods][kv_memory]") {
+  // specs/baselines.md §7 T6: prefill P = 5, R = 4: after decode step j the residual window
+  // holds j mod 4 tokens (re-quantization at j = 4, 8).
+  const auto cfg = model("next");
+  const auto stack = parse_method_stack("quanto:bits=4,residual=4");
+  const int64_t expected[] = {1, 2, 3, 0, 1, 2, 3, 0, 1};
+  for (int64_t j = 1; j <= 9; ++j) {
+    const auto m = kv_memory(cfg, stack, 5 + j, 16, 5);
+    INFO("step " << j);
+    CHECK(m.residual_tokens == expected[j - 1]);
+    // residual tokens in bf16 (4096 B), the rest at 1152 B.
+    CHECK(m.total_bytes_real / m.layers ==
+          static_cast<double>(expected[j - 1] * 4096 + (5 + j - expected[j - 1]) * 1152));
+  }
+  // Without a prefill length: the window's upper bound (unchanged behaviour).
+  CHECK(kv_memory(cfg, stack, 14).residual_tokens == 4);
+  // tokens=N keeps N tokens (or all, when fewer).
+  CHECK(memory("next", "h2o:tokens=100", 1024).kept_tokens == 100);
+  CHECK(memory("next", "streaming_llm:tokens=100", 50).kept_tokens == 50);
+  CHECK(memory("next", "tova:tokens=256", 1024).bytes_real == 1024.0);
+  // target=kv: the reconstructed K/V are quantized, the bytes of the GQA Int4 cache
+  // (specs/baselines.md §1.5-5), not the latent's.
+  CHECK(memory("next", "mha2mla:d_kv=128+quanto:bits=4,residual=0,target=kv").bytes_real ==
+        1152.0);
+  CHECK(memory("next", "mha2mla:d_kv=128+quanto:bits=4,residual=0").bytes_real ==
+        1024 * 0.5 + 1024 / 64 * 4 + 256 * 2);
 }

@@ -1,0 +1,175 @@
+#include "methods/kv_method.hpp"
+
+#include <ATen/ATen.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/error.hpp"
+#include "core/strings.hpp"
+#include "methods/registry.hpp"
+#include "models/runtime/dense_kv_cache.hpp"
+#include "models/runtime/latent_kv_cache.hpp"
+#include "models/runtime/mla_attention.hpp"
+#include "models/runtime/quantized_kv_cache.hpp"
+#include "models/runtime/vlm.hpp"
+
+namespace mlab::methods {
+namespace {
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+std::vector<std::string_view> split(std::string_view s, char separator) {
+  std::vector<std::string_view> parts;
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t end = s.find(separator, start);
+    parts.push_back(s.substr(start, end == std::string_view::npos ? end : end - start));
+    if (end == std::string_view::npos) return parts;
+    start = end + 1;
+  }
+}
+
+}  // namespace
+
+std::string expand_method_presets(std::string_view spec, const std::filesystem::path& configs_dir) {
+  std::string out;
+  for (const auto& raw : split(spec, '+')) {
+    std::string part(trim(raw));
+    const auto file = configs_dir / (part + ".json");
+    if (!part.empty() && part.find(':') == std::string::npos &&
+        part.find_first_of("/\\.") == std::string::npos && std::filesystem::is_regular_file(file)) {
+      nlohmann::json config;
+      try {
+        std::ifstream in(file);
+        config = nlohmann::json::parse(in);
+      } catch (const std::exception& e) {
+        MLAB_FAIL(file.string(), ": ", e.what());
+      }
+      MLAB_CHECK(config.is_object() && config.contains("spec") && config["spec"].is_string(),
+                 file.string(), ": needs a \"spec\" string (e.g. \"h2o:budget=0.375\")");
+      part = config["spec"].get<std::string>();
+    }
+    out += (out.empty() ? "" : "+") + part;
+  }
+  return out;
+}
+
+std::vector<std::string> split_method_list(std::string_view list) {
+  std::vector<std::string> specs;
+  std::size_t start = 0;
+  while (start <= list.size()) {
+    const std::size_t end = list.find_first_of(",;", start);
+    const std::string_view piece =
+        trim(list.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start));
+    const bool after_comma = start > 0 && list[start - 1] == ',';
+    // "key=value" with no ':' or '+' before the '=' continues the options of the spec before.
+    const std::size_t eq = piece.find('=');
+    const bool is_option = eq != std::string_view::npos &&
+                           piece.substr(0, eq).find_first_of(":+") == std::string_view::npos;
+    if (!piece.empty()) {
+      if (is_option && after_comma && !specs.empty()) {
+        specs.back() += "," + std::string(piece);
+      } else {
+        specs.emplace_back(piece);
+      }
+    }
+    if (end == std::string_view::npos) break;
+    start = end + 1;
+  }
+  return specs;
+}
+
+MethodStack make_method_stack(std::string_view spec_text, const models::Vlm* vlm) {
+  std::vector<MethodSpec> parts;
+  std::optional<models::MlaConfig> mla;
+  if (vlm != nullptr) mla = models::MlaConfig::from_model_config(vlm->config());
+  if (vlm != nullptr && mla) {
+    // A converted model runs its latent cache under every stack: `full` is `mha2mla`, and a
+    // stack without mha2mla gets it in front. d_kv / rope_dim come from the model.
+    std::string text(trim(spec_text));
+    if (text == "full") text = "mha2mla";
+    bool has = false;
+    for (const auto& part : split(text, '+')) {
+      const std::string name(trim(part.substr(0, part.find(':'))));
+      has = has || name == "mha2mla";
+      MLAB_CHECK(name != "full", "method spec '", std::string(spec_text),
+                 "': 'full' cannot be stacked");
+    }
+    if (!has) text = "mha2mla+" + text;
+    // Fill d_kv / rope_dim of the mha2mla part from the model where they are not written.
+    std::string filled;
+    for (const auto& part_raw : split(text, '+')) {
+      std::string part(trim(part_raw));
+      const std::string name(trim(std::string_view(part).substr(0, part.find(':'))));
+      if (name == "mha2mla") {
+        std::vector<std::string> extra;
+        if (part.find("d_kv") == std::string::npos)
+          extra.push_back("d_kv=" + std::to_string(mla->stage == 2 ? mla->d_kv : 0));
+        if (part.find("rope_dim") == std::string::npos)
+          extra.push_back("rope_dim=" + std::to_string(mla->rope_dim));
+        if (!extra.empty())
+          part += (part.find(':') == std::string::npos ? ":" : ",") + join(extra, ",");
+      }
+      filled += (filled.empty() ? "" : "+") + part;
+    }
+    MLAB_CHECK(mla->stage == 2, "method '", std::string(spec_text), "': the model at ",
+               vlm->dir().string(),
+               " is a stage-1 MHA2MLA model (partial RoPE only, no latent cache to evaluate)");
+    parts = parse_method_stack(filled);
+  } else {
+    parts = parse_method_stack(spec_text);
+  }
+  MethodStack stack;
+  stack.parts_ = parts;
+  stack.spec_ = format_method_stack(parts);
+  for (const auto& part : parts) {
+    stack.methods_.push_back(make_method(part));
+  }
+  // mha2mla first, so that a quantizer's target=kv can turn the latent off after it.
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    if (parts[i].name == "mha2mla") stack.methods_[i]->configure(stack.recipe_);
+  }
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    if (parts[i].name != "mha2mla") stack.methods_[i]->configure(stack.recipe_);
+  }
+  if (vlm != nullptr) {
+    for (const auto& m : stack.methods_) m->check_model(*vlm);
+  }
+  return stack;
+}
+
+bool MethodStack::is_plain() const {
+  return !recipe_.key_quantizer && !recipe_.pruner;
+}
+
+models::CacheFactory MethodStack::cache_factory() const {
+  if (is_plain()) return {};  // every layer's own cache (dense, or the converted model's latent)
+  const CacheRecipe recipe = recipe_;
+  return [recipe](int64_t, const models::AttentionLayer& attention, models::AttentionImpl impl,
+                  int64_t reserve) -> std::unique_ptr<models::KvCache> {
+    const bool mla = dynamic_cast<const models::MlaAttention*>(&attention) != nullptr;
+    std::unique_ptr<models::KvCache> cache;
+    if (mla && recipe.latent) {
+      auto latent = std::make_unique<models::LatentKvCache>(reserve);
+      if (recipe.key_quantizer)
+        latent->set_quantizer(recipe.key_quantizer, recipe.residual, recipe.quantize_rope);
+      cache = std::move(latent);
+    } else if (recipe.key_quantizer) {
+      cache = std::make_unique<models::QuantizedKvCache>(recipe.key_quantizer,
+                                                         recipe.value_quantizer, recipe.residual,
+                                                         impl);
+    } else {
+      // Dense K/V (for a converted layer: its reconstructed K/V).
+      cache = std::make_unique<models::DenseKvCache>(impl, reserve);
+    }
+    if (recipe.pruner) cache->set_pruner(recipe.pruner());
+    return cache;
+  };
+}
+
+}  // namespace mlab::methods

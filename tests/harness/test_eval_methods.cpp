@@ -1,0 +1,117 @@
+// `mla-bench eval --methods` (F7) through the binary: bad specs exit 2 naming what is valid,
+// one run per method stack, and every row of Table 2 runs from its configs/paper/table2.json
+// method_spec with measured KV bytes equal to the analytic figure of methods/kv_memory for the
+// sequences it evaluated; `report --table 2` shows them beside the paper's.
+#include <sqlite3.h>
+
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "results/results_store.hpp"
+#include "tests/support/catch_torch.hpp"
+#include "tests/support/run_binary.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using Catch::Contains;
+
+fs::path source_dir() { return mlab::test::data_dir().parent_path().parent_path(); }
+
+std::string eval_args(const fs::path& model, const std::string& db, const std::string& run) {
+  const auto data = mlab::test::data_dir();
+  return "eval --model " + model.string() + " --tasks pope --datasets " +
+         (data / "datasets").string() + " --db " + db + " --run-name '" + run +
+         "' --batch-size 1 --threads 1 --limit 2";
+}
+
+fs::path llava() { return mlab::test::data_dir() / "tiny_vlms" / "llava"; }
+
+}  // namespace
+
+TEST_CASE("eval --methods: bad specs exit 2 and list what is valid",
+          "[harness][eval][method:quanto][method:hqq]") {
+  const auto db = (mlab::test::scratch_dir("eval_bad_methods") / "r.sqlite").string();
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"lru:budget=0.5", "unknown method 'lru'"},
+      {"lru:budget=0.5", "known: full, mha2mla, quanto, hqq, h2o, tova, streaming_llm"},
+      {"h2o:budjet=0.5", "did you mean 'budget'?"},
+      {"quanto:bits=3", "bits=3: must be 2 or 4"},
+      {"hqq:bits=3", "must be 2 or 4"},
+      {"h2o:budget=0", "budget=0: must be in (0, 1)"},
+      {"tova:budget=1", "budget=1: must be in (0, 1)"},
+      {"h2o:budget=1.5", "must be in (0, 1)"},
+      {"quanto+quanto", "at most one quantizer (quanto | hqq) per stack"},
+      {"h2o", "h2o:budget=0.375"},  // the preset (configs/methods/h2o.json) is valid ...
+      {"mha2mla", "is not converted to MLA"},
+      {"mha2mla+quanto:bits=4", "mla-bench convert"},
+  };
+  for (const auto& [spec, message] : cases) {
+    const auto r = mlab::test::run_mla_bench(eval_args(llava(), db, "bad") + " --methods '" +
+                                             spec + "'");
+    INFO(spec << "\n" << r.out << r.err);
+    if (spec == "h2o") {
+      CHECK(r.code == 0);  // ... and runs
+      CHECK_THAT(r.out, Contains(message));
+      continue;
+    }
+    CHECK(r.code == 2);
+    CHECK_THAT(r.err, Contains(message));
+  }
+  // Nothing was stored for the refused specs: only the one valid run exists.
+  mlab::results::OpenOptions ro;
+  ro.read_only = true;
+  auto store = mlab::results::ResultsStore::open(db, ro);
+  CHECK(store.runs().size() == 1);
+}
+
+TEST_CASE("eval: every Table 2 row runs from its method_spec with measured KV bytes = analytic",
+          "[harness][eval][method:h2o][method:tova][method:quanto][method:hqq][method:mha2mla]"
+          "[method:full]") {
+  const auto dir = mlab::test::scratch_dir("eval_table2");
+  const auto db = (dir / "r.sqlite").string();
+  const auto mla = dir / "llava-mla";
+  const auto data = mlab::test::data_dir();
+  auto r = mlab::test::run_mla_bench("convert --model " + llava().string() + " --out " +
+                                     mla.string() + " --rope 2norm --rope-dims 4 --d-kv 8 " +
+                                     "--svd md --calib " + (data / "datasets" / "pope").string());
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  std::ifstream in(source_dir() / "configs" / "paper" / "table2.json");
+  const auto table = nlohmann::json::parse(in);
+  int rows = 0;
+  for (const auto& row : table["rows"]) {
+    const std::string id = row["id"];
+    REQUIRE(row.contains("method_spec"));
+    const bool mla_row = id.rfind("gqa2mla/", 0) == 0;
+    r = mlab::test::run_mla_bench(eval_args(mla_row ? mla : llava(), db, id) +
+                                  " --paper-row table2/" + id);
+    INFO(id << "\n" << r.out << r.err);
+    REQUIRE(r.code == 0);
+    ++rows;
+  }
+  CHECK(rows == 20);
+  // The rows' stacks, stored as run configs, and their KV-memory rows.
+  mlab::results::OpenOptions ro;
+  ro.read_only = true;
+  auto store = mlab::results::ResultsStore::open(db, ro);
+  for (const auto& run : store.runs()) {
+    const auto rows_kv = store.kv_memory(run.id);
+    INFO(run.info.name << " " << run.info.config.dump());
+    REQUIRE(rows_kv.size() == 1);
+    const auto* kv = &rows_kv.front();
+    // Measured = analytic, to the byte (Quanto's row padding included).
+    CHECK(std::abs(kv->bytes_per_token_layer_measured - kv->analytic) <= 1e-9 * kv->analytic);
+    // Pruning rows keep the budget's fraction, quantized rows store less than full.
+    const std::string id = run.info.name;
+    if (id.rfind("pruning/", 0) == 0) CHECK(kv->vs_original < 0.4);
+    if (id.rfind("quant/", 0) == 0) CHECK(kv->vs_original < 1.0);
+  }
+  // The report shows each row's measured KV Mem. beside the paper's.
+  r = mlab::test::run_mla_bench("report --table 2 --db " + db);
+  INFO(r.out << r.err);
+  CHECK(r.code == 0);
+  CHECK_THAT(r.out, Contains("-81.25%") && Contains("-62.50%"));
+}
