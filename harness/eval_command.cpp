@@ -255,8 +255,7 @@ int run_eval(const EvalOptions& o, std::ostream& out) {
       !o.methods.empty() ? o.methods
                          : (o.paper_row.empty() ? std::string("full") : paper_row_method(o.paper_row));
   std::vector<std::string> method_specs = methods::split_method_list(methods_text);
-  const auto presets = std::filesystem::path(MLAB_SOURCE_DIR) / "configs" / "methods";
-  for (auto& spec : method_specs) spec = methods::expand_method_presets(spec, presets);
+  for (auto& spec : method_specs) spec = methods::expand_method_presets(spec);
   if (method_specs.empty()) throw UsageError("eval: --methods is empty (e.g. --methods full)");
   for (const auto& spec : method_specs) {
     try {

@@ -49,8 +49,7 @@ int run_memory(const MemoryOptions& options, std::ostream& out) {
   }
   std::vector<methods::MethodSpec> stack;
   try {
-    stack = methods::parse_method_stack(methods::expand_method_presets(
-        options.method, std::filesystem::path(MLAB_SOURCE_DIR) / "configs" / "methods"));
+    stack = methods::parse_method_stack(methods::expand_method_presets(options.method));
   } catch (const Error& e) {
     throw UsageError(std::string("mla-bench memory: --method: ") + e.what());
   }

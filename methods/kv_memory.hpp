@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -99,6 +100,10 @@ KvMemory kv_memory(const models::ModelConfig& config, const std::vector<MethodSp
 // One line listing the options of method `name` with their defaults and allowed values
 // ("bits=4 (2 | 4), group=64, ..."); "" for a method without options or an unknown name.
 std::string method_options_help(std::string_view name);
+
+// The "spec" of configs/methods/<name>.json (each method's documented default, or a preset),
+// nullopt when there is no such config.
+std::optional<std::string> method_preset(std::string_view name);
 
 // The names of every method the spec grammar knows.
 std::vector<std::string> spec_method_names();

@@ -2,9 +2,6 @@
 
 #include <ATen/ATen.h>
 
-#include <fstream>
-#include <nlohmann/json.hpp>
-
 #include "core/error.hpp"
 #include "core/strings.hpp"
 #include "methods/registry.hpp"
@@ -36,23 +33,12 @@ std::vector<std::string_view> split(std::string_view s, char separator) {
 
 }  // namespace
 
-std::string expand_method_presets(std::string_view spec, const std::filesystem::path& configs_dir) {
+std::string expand_method_presets(std::string_view spec) {
   std::string out;
   for (const auto& raw : split(spec, '+')) {
     std::string part(trim(raw));
-    const auto file = configs_dir / (part + ".json");
-    if (!part.empty() && part.find(':') == std::string::npos &&
-        part.find_first_of("/\\.") == std::string::npos && std::filesystem::is_regular_file(file)) {
-      nlohmann::json config;
-      try {
-        std::ifstream in(file);
-        config = nlohmann::json::parse(in);
-      } catch (const std::exception& e) {
-        MLAB_FAIL(file.string(), ": ", e.what());
-      }
-      MLAB_CHECK(config.is_object() && config.contains("spec") && config["spec"].is_string(),
-                 file.string(), ": needs a \"spec\" string (e.g. \"h2o:budget=0.375\")");
-      part = config["spec"].get<std::string>();
+    if (!part.empty() && part.find(':') == std::string::npos) {
+      if (const auto preset = method_preset(part)) part = *preset;
     }
     out += (out.empty() ? "" : "+") + part;
   }
@@ -124,6 +110,8 @@ MethodStack make_method_stack(std::string_view spec_text, const models::Vlm* vlm
   } else {
     parts = parse_method_stack(spec_text);
   }
+  // Every option resolved (defaults written out), so methods read their options from one place.
+  parts = parse_method_stack(format_method_stack(parts));
   MethodStack stack;
   stack.parts_ = parts;
   stack.spec_ = format_method_stack(parts);

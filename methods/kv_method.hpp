@@ -84,11 +84,10 @@ class MethodStack {
 // from the model (given ones must agree). Throws mlab::Error listing what is valid.
 MethodStack make_method_stack(std::string_view spec, const models::Vlm* vlm = nullptr);
 
-// Expands every part of `spec` written as a bare name (no ':' options) for which
-// `<configs_dir>/<name>.json` exists into that config's "spec" (configs/methods/: each method's
-// documented default, and presets such as a paper row's settings). Other parts are unchanged.
-// Throws mlab::Error naming the file when a config is unreadable or has no "spec" string.
-std::string expand_method_presets(std::string_view spec, const std::filesystem::path& configs_dir);
+// Expands every part of `spec` written as a bare name (no ':' options) that has a
+// configs/methods/<name>.json into that config's "spec" (each method's documented default, e.g.
+// `h2o` -> `h2o:budget=0.375,sink=4,recent_ratio=0.1`). Other parts are unchanged.
+std::string expand_method_presets(std::string_view spec);
 
 // A comma-separated list of specs as `eval --methods` takes it: a comma starts a new spec unless
 // what follows is an option (key=value) of the spec before it ("full,h2o:budget=0.5,sink=4,tova:

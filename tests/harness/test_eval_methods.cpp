@@ -36,7 +36,7 @@ TEST_CASE("eval --methods: bad specs exit 2 and list what is valid",
   const auto db = (mlab::test::scratch_dir("eval_bad_methods") / "r.sqlite").string();
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"lru:budget=0.5", "unknown method 'lru'"},
-      {"lru:budget=0.5", "known: full, mha2mla, quanto, hqq, h2o, tova, streaming_llm"},
+      {"lru:budget=0.5", "known: full, h2o, hqq, mha2mla, quanto, streaming_llm, tova"},
       {"h2o:budjet=0.5", "did you mean 'budget'?"},
       {"quanto:bits=3", "bits=3: must be 2 or 4"},
       {"hqq:bits=3", "must be 2 or 4"},

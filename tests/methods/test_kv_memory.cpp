@@ -294,7 +294,7 @@ TEST_CASE("malformed method specs are rejected with the reason", "[methods][kv_m
   fails("mha2mla:d_kv=64++quanto:bits=4", "part 2 of 3 is empty");
   fails(":d_kv=64", "has no method name");
   fails("h20:budget=0.5", "unknown method 'h20'; did you mean 'h2o'?");
-  fails("mla:d_kv=64", "known: full, mha2mla, quanto, hqq, h2o, tova, streaming_llm");
+  fails("mla:d_kv=64", "known: full, h2o, hqq, mha2mla, quanto, streaming_llm, tova");
   fails("mha2mla:dkv=64", "unknown mha2mla option 'dkv'; did you mean 'd_kv'?");
   fails("quanto:bit=4", "did you mean 'bits'?");
   fails("full:bits=4", "full takes no options");

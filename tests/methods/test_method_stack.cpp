@@ -211,6 +211,11 @@ TEST_CASE("every methods/ folder is registered and every registered method is te
   std::set<std::string> registered;
   for (const auto& e : mlab::methods::method_entries()) registered.insert(e.name);
   // Folders: methods/<name>/ must be a registered name.
+  // Configs: configs/methods/<name>.json only for registered names.
+  for (const auto& entry : fs::directory_iterator(source_dir() / "configs" / "methods")) {
+    INFO(entry.path());
+    CHECK(registered.count(entry.path().stem().string()) == 1);
+  }
   for (const auto& entry : fs::directory_iterator(source_dir() / "methods")) {
     if (!entry.is_directory()) continue;
     const std::string name = entry.path().filename().string();
@@ -231,5 +236,10 @@ TEST_CASE("every methods/ folder is registered and every registered method is te
     CHECK(all.find("[method:" + name + "]") != std::string::npos);
     // And a folder of its own.
     CHECK(fs::is_directory(source_dir() / "methods" / name));
+    // And one config, configs/methods/<name>.json, whose spec (the documented default) builds.
+    CHECK(fs::is_regular_file(source_dir() / "configs" / "methods" / (name + ".json")));
+    const auto preset = mlab::methods::method_preset(name);
+    REQUIRE(preset.has_value());
+    CHECK_NOTHROW(mlab::methods::make_method_stack(*preset));
   }
 }
