@@ -17,6 +17,7 @@
 #include "methods/registry.hpp"
 #include "models/runtime/dense_kv_cache.hpp"
 #include "models/runtime/latent_kv_cache.hpp"
+#include "models/runtime/mla_attention.hpp"
 #include "models/runtime/quantized_kv_cache.hpp"
 #include "models/runtime/vlm.hpp"
 #include "tests/support/catch_torch.hpp"
@@ -241,5 +242,114 @@ TEST_CASE("every methods/ folder is registered and every registered method is te
     const auto preset = mlab::methods::method_preset(name);
     REQUIRE(preset.has_value());
     CHECK_NOTHROW(mlab::methods::make_method_stack(*preset));
+  }
+}
+
+namespace {
+
+// Records the statistic it is handed and keeps everything.
+class RecordingPruner final : public mlab::models::TokenPruner {
+ public:
+  explicit RecordingPruner(mlab::models::AttentionStat which) : which_(which) {}
+  mlab::models::AttentionStat stat() const override { return which_; }
+  at::Tensor select(const at::Tensor& stat, const at::Tensor&, const at::Tensor&, int64_t,
+                    int64_t) override {
+    stats.push_back(stat.clone());
+    return {};
+  }
+  std::string_view name() const override { return "recording"; }
+  std::vector<at::Tensor> stats;
+
+ private:
+  mlab::models::AttentionStat which_;
+};
+
+// A random MHA2MLA layer (E 32, H 4, H_kv 2, D 8, r 2, d_kv 4) with distinct image/text branches.
+std::unique_ptr<mlab::models::MlaAttention> random_mla_layer() {
+  auto a = std::make_unique<mlab::models::MlaAttention>();
+  const int64_t E = 32, H = 4, Hk = 2, D = 8, r = 2, dc = Hk * 4;
+  a->heads = H;
+  a->kv_heads = Hk;
+  a->head_dim = D;
+  a->rope_dim = r;
+  a->q_weight = at::randn({H * D, E}) * 0.3;
+  a->k_rope_weight = at::randn({Hk * r, E}) * 0.3;
+  a->o_weight = at::randn({E, H * D}) * 0.3;
+  for (auto* b : {&a->text, &a->image}) {
+    b->down = at::randn({dc, E}) * 0.3;
+    b->up_k = at::randn({Hk * (D - r), dc}) * 0.3;
+    b->up_v = at::randn({Hk * D, dc}) * 0.3;
+    b->k_bias = at::randn({Hk * (D - r)}) * 0.1;
+    b->v_bias = at::randn({Hk * D}) * 0.1;
+  }
+  a->rope_index = mlab::models::MlaAttention::rope_index_for({{0}, {3}}, D);
+  return a;
+}
+
+mlab::models::RopeTables rope_for(int64_t from, int64_t L, int64_t D) {
+  const auto pos = at::arange(from, from + L, at::kFloat).view({1, 1, L, 1});
+  const auto freq = at::pow(10000.0, -at::arange(0, D / 2, at::kFloat) * 2.0 / D).repeat({2});
+  const auto angle = pos * freq.view({1, 1, 1, D});
+  return {angle.cos(), angle.sin()};
+}
+
+}  // namespace
+
+TEST_CASE("MLA stacks: absorbed-latent statistics and pruning equal reconstructed K/V's",
+          "[methods][method:mha2mla][method:h2o][method:tova]") {
+  // The latent cache scores tokens with absorbed attention (specs/baselines.md §6.2); the same
+  // layer over a K/V cache (target=kv) reconstructs keys and values. Both must see the same
+  // attention: equal statistics, equal outputs, and equal kept sets when a pruner acts.
+  at::manual_seed(11);
+  const auto layer = random_mla_layer();
+  const int64_t B = 1, L = 7, E = 32;
+  const auto x0 = at::randn({B, L, E});
+  mlab::models::TokenInfo prefill;
+  prefill.image = at::tensor({0, 1, 1, 1, 0, 0, 0}, at::kLong).ne(0).view({B, L});
+  std::vector<at::Tensor> steps;
+  for (int i = 0; i < 6; ++i) steps.push_back(at::randn({B, 1, E}));
+  for (auto which : {mlab::models::AttentionStat::kQuerySum, mlab::models::AttentionStat::kLastQuery}) {
+    mlab::models::LatentKvCache latent(16);
+    mlab::models::DenseKvCache dense(AttentionImpl::kEager, 16);
+    auto rl = std::make_unique<RecordingPruner>(which);
+    auto rd = std::make_unique<RecordingPruner>(which);
+    auto* rec_l = rl.get();
+    auto* rec_d = rd.get();
+    latent.set_pruner(std::move(rl));
+    dense.set_pruner(std::move(rd));
+    auto o_l = layer->forward(x0, rope_for(0, L, 8), prefill, latent);
+    auto o_d = layer->forward(x0, rope_for(0, L, 8), prefill, dense);
+    CHECK((o_l - o_d).abs().max().item<double>() < 1e-5);
+    for (std::size_t i = 0; i < steps.size(); ++i) {
+      o_l = layer->forward(steps[i], rope_for(L + i, 1, 8), {}, latent);
+      o_d = layer->forward(steps[i], rope_for(L + i, 1, 8), {}, dense);
+      INFO("step " << i);
+      CHECK((o_l - o_d).abs().max().item<double>() < 1e-5);
+    }
+    REQUIRE(rec_l->stats.size() == steps.size() + 1);
+    REQUIRE(rec_d->stats.size() == rec_l->stats.size());
+    for (std::size_t i = 0; i < rec_l->stats.size(); ++i) {
+      CHECK(rec_l->stats[i].sizes() == rec_d->stats[i].sizes());
+      CHECK((rec_l->stats[i] - rec_d->stats[i]).abs().max().item<double>() < 1e-5);
+    }
+  }
+  // With TOVA (one token set per layer) both caches keep the same tokens at every step.
+  const auto tova = mlab::methods::make_method_stack("tova:tokens=5");
+  mlab::models::LatentKvCache latent(16);
+  mlab::models::DenseKvCache dense(AttentionImpl::kEager, 16);
+  latent.set_pruner(tova.recipe().pruner());
+  dense.set_pruner(tova.recipe().pruner());
+  layer->forward(x0, rope_for(0, L, 8), prefill, latent);
+  layer->forward(x0, rope_for(0, L, 8), prefill, dense);
+  CHECK(latent.tokens() == 5);
+  CHECK(dense.tokens() == 5);
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    const auto o_l = layer->forward(steps[i], rope_for(L + i, 1, 8), {}, latent);
+    const auto o_d = layer->forward(steps[i], rope_for(L + i, 1, 8), {}, dense);
+    INFO("step " << i);
+    CHECK(latent.tokens() == 5);
+    CHECK((o_l - o_d).abs().max().item<double>() < 1e-5);
+    // The latent's modality flags travel with its tokens.
+    CHECK(latent.image().size(1) == 5);
   }
 }
