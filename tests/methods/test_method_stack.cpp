@@ -150,7 +150,7 @@ TEST_CASE("LatentKvCache with a quantizer stores c on the same schedule",
   }
 }
 
-TEST_CASE("--methods lists split on commas that start a new spec", "[methods]") {
+TEST_CASE("method lists (eval --methods) split on commas that start a new spec", "[methods]") {
   using mlab::methods::split_method_list;
   CHECK(split_method_list("full") == std::vector<std::string>{"full"});
   CHECK(split_method_list("full,h2o:budget=0.5,sink=2,tova:budget=0.25") ==
