@@ -108,6 +108,7 @@ std::size_t run_batch(const models::Vlm& vlm, const std::string& task, const std
       row.prediction = r.texts[k];
       row.latency_s = seconds / static_cast<double>(n);
       row.kv_bytes = r.kv_bytes / n;
+      row.kv_bytes_peak = r.kv_bytes_peak / n;
       row.prompt_tokens = prompt_len;
       row.new_tokens = r.decode_steps;
       row.kv_tokens = prompt_len + r.decode_steps;
@@ -156,7 +157,7 @@ void store_task_metrics(results::ResultsStore& store, int64_t run, const std::st
     decoded += row.new_tokens;
     kv_tokens += row.kv_tokens;
     kv_bytes += row.kv_bytes;
-    kv_peak = std::max(kv_peak, row.kv_bytes);
+    kv_peak = std::max(kv_peak, std::max(row.kv_bytes, row.kv_bytes_peak));
     prefill_s += row.prefill_s;
     decode_s += row.decode_s;
     latency += row.latency_s;

@@ -274,6 +274,15 @@ ResultsStore ResultsStore::open(const fs::path& path, const OpenOptions& options
              "migrating the results database from schema version 1 to 2");
       }
     }
+    if (version < 3) {
+      Stmt has(raw, path,
+               "SELECT count(*) FROM pragma_table_info('samples') WHERE name = 'kv_bytes_peak'");
+      has.step();
+      if (has.int_at(0) == 0) {
+        exec(raw, path, "ALTER TABLE samples ADD COLUMN kv_bytes_peak INTEGER NOT NULL DEFAULT 0",
+             "migrating the results database to schema version 3");
+      }
+    }
     if (version < kSchemaVersion) {
       exec(raw, path, str_cat("UPDATE schema_version SET version = ", kSchemaVersion).c_str(),
            "migrating the results database");
@@ -396,7 +405,7 @@ int64_t ResultsStore::add_samples(int64_t run, const std::vector<SampleRow>& row
     Stmt insert(db_.get(), path_,
                 "INSERT OR IGNORE INTO samples (run_id, task, sample_id, prediction, "
                 "metrics_json, latency_s, kv_bytes, error, prompt_tokens, new_tokens, kv_tokens, "
-                "prefill_s, decode_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "prefill_s, decode_s, kv_bytes_peak) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 what);
     int64_t added = 0;
     for (const auto& row : rows) {
@@ -412,7 +421,8 @@ int64_t ResultsStore::add_samples(int64_t run, const std::vector<SampleRow>& row
           .bind(10, row.new_tokens)
           .bind(11, row.kv_tokens)
           .bind(12, row.prefill_s)
-          .bind(13, row.decode_s);
+          .bind(13, row.decode_s)
+          .bind(14, row.kv_bytes_peak);
       insert.step();
       added += sqlite3_changes(db_.get());
       insert.reset();
@@ -425,9 +435,10 @@ std::vector<SampleRow> ResultsStore::samples(int64_t run, const std::string& tas
   // A version-1 file opened read-only has no speed columns: they read as 0.
   const char* v2 = version_ >= 2 ? "prompt_tokens, new_tokens, kv_tokens, prefill_s, decode_s"
                                  : "0, 0, 0, 0.0, 0.0";
+  const char* v3 = version_ >= 3 ? ", kv_bytes_peak" : ", 0";
   Stmt s(db_.get(), path_,
          str_cat("SELECT task, sample_id, prediction, metrics_json, latency_s, kv_bytes, error, ",
-                 v2, " FROM samples WHERE run_id = ?1 AND (?2 = '' OR task = ?2) ORDER BY id"));
+                 v2, v3, " FROM samples WHERE run_id = ?1 AND (?2 = '' OR task = ?2) ORDER BY id"));
   s.bind(1, run).bind(2, task);
   std::vector<SampleRow> out;
   while (s.step()) {
@@ -444,6 +455,7 @@ std::vector<SampleRow> ResultsStore::samples(int64_t run, const std::string& tas
     r.kv_tokens = s.int_at(9);
     r.prefill_s = s.real_at(10);
     r.decode_s = s.real_at(11);
+    r.kv_bytes_peak = s.int_at(12);
     out.push_back(std::move(r));
   }
   return out;

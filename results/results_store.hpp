@@ -20,7 +20,7 @@ struct sqlite3;
 namespace mlab::results {
 
 // The schema version this build writes and reads (schema_version.version).
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 
 // What a run is: stored once, when the run is created.
 struct RunInfo {
@@ -53,6 +53,7 @@ struct SampleRow {
   // The sample's share of its batch's work (schema version 2; 0 in rows migrated from 1).
   int64_t prompt_tokens = 0;  // prefilled tokens, padding included
   int64_t new_tokens = 0;     // decode positions computed
+  int64_t kv_bytes_peak = 0;  // share of the batch's largest KV cache (version 3; 0 before)
   int64_t kv_tokens = 0;      // token slots the KV cache held at the end
   double prefill_s = 0;
   double decode_s = 0;

@@ -1,11 +1,13 @@
 -- MLA-Bench results store (DESIGN.md §3, STYLE.md rule 18). Append-only: runs and samples are
 -- never updated except runs.finished_at; metrics and kv_memory are derived from the samples and
 -- may be recomputed (one row per key). results_store.cpp embeds this file at build time and runs
--- it on a database without tables; schema_version holds the one version row (2).
+-- it on a database without tables; schema_version holds the one version row (3).
 -- Version history (results_store.cpp migrates older databases when it opens them for writing):
 --   1  first version
 --   2  samples gain prompt_tokens, new_tokens, kv_tokens, prefill_s, decode_s (speed and
 --      per-token KV bytes recomputed from the stored rows)
+--   3  samples gain kv_bytes_peak (the largest KV cache of the sample's batch during generation,
+--      its share; quantized caches peak before a re-quantization, pruned ones after a prefill)
 CREATE TABLE IF NOT EXISTS schema_version (
   version INTEGER NOT NULL
 );
@@ -39,6 +41,8 @@ CREATE TABLE IF NOT EXISTS samples (
   kv_tokens INTEGER NOT NULL DEFAULT 0,      -- token slots held in the KV cache at the end
   prefill_s REAL NOT NULL DEFAULT 0,         -- vision + prefill seconds
   decode_s REAL NOT NULL DEFAULT 0,          -- decode seconds
+  -- version 3
+  kv_bytes_peak INTEGER NOT NULL DEFAULT 0,  -- the sample's share of its batch's peak KV bytes
   UNIQUE (run_id, task, sample_id)
 );
 
@@ -63,4 +67,4 @@ CREATE TABLE IF NOT EXISTS kv_memory (
   UNIQUE (run_id, method)
 );
 
-INSERT INTO schema_version (version) VALUES (2);
+INSERT INTO schema_version (version) VALUES (3);

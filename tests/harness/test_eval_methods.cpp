@@ -111,6 +111,11 @@ TEST_CASE("eval: every Table 2 row runs from its method_spec with measured KV by
     INFO(run.info.name << " " << run.info.config.dump());
     REQUIRE(rows_kv.size() == 1);
     const auto* kv = &rows_kv.front();
+    // Every sample's peak is stored (schema 3) and is at least its end-of-generation size.
+    for (const auto& sample : store.samples(run.id)) {
+      CHECK(sample.kv_bytes > 0);
+      CHECK(sample.kv_bytes_peak >= sample.kv_bytes);
+    }
     // Measured = analytic, to the byte (Quanto's row padding included).
     CHECK(std::abs(kv->bytes_per_token_layer_measured - kv->analytic) <= 1e-9 * kv->analytic);
     // Pruning rows keep the budget's fraction, quantized rows store less than full.

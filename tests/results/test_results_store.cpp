@@ -193,7 +193,7 @@ TEST_CASE("results store: a database with a newer schema version is rejected") {
   }
   raw_exec(db, "UPDATE schema_version SET version = 99");
   REQUIRE_THROWS_WITH(ResultsStore::open(db),
-                      Contains(db.string()) && Contains("version 99") && Contains("up to 2"));
+                      Contains(db.string()) && Contains("version 99") && Contains("up to " + std::to_string(mlab::results::kSchemaVersion)));
   REQUIRE_THROWS_WITH(ResultsStore::open(db, {.read_only = true}), Contains("version 99"));
   raw_exec(db, "UPDATE schema_version SET version = 2");
   CHECK(count_samples(db) == 1);
@@ -234,7 +234,7 @@ TEST_CASE("results store: a version-1 database is read as is and migrated when o
     CHECK(rows[0].decode_s == 0);
   }
   {
-    auto store = ResultsStore::open(db);  // migrates to version 2
+    auto store = ResultsStore::open(db);  // migrates to the current version
     SampleRow row = sample("pope", "s2");
     row.prompt_tokens = 37;
     row.new_tokens = 3;
@@ -258,7 +258,7 @@ TEST_CASE("results store: a version-1 database is read as is and migrated when o
   REQUIRE(sqlite3_prepare_v2(raw, "SELECT version FROM schema_version", -1, &stmt, nullptr) ==
           SQLITE_OK);
   REQUIRE(sqlite3_step(stmt) == SQLITE_ROW);
-  CHECK(sqlite3_column_int(stmt, 0) == 2);
+  CHECK(sqlite3_column_int(stmt, 0) == mlab::results::kSchemaVersion);
   sqlite3_finalize(stmt);
   sqlite3_close(raw);
 }
