@@ -306,9 +306,15 @@ struct Cli {
                      "MHA2MLA models: decode by absorbed latent attention or K/V reconstruction")
         ->check(CLI::IsMember({"absorbed", "reconstruct"}))
         ->capture_default_str();
+    generate->add_option(
+        "--methods", gen->methods,
+        "One KV-cache method stack, e.g. quanto:bits=4 or mha2mla+h2o:budget=0.375 "
+        "(mla-bench list methods); default: full");
     generate->add_option("--warmup", gen->warmup, "Untimed generate runs before the measured one")
         ->capture_default_str();
-    generate->add_flag("--json", gen->json, "Print one JSON line (text, tokens, timings)");
+    generate->add_flag("--json", gen->json,
+                       "Print one JSON line (text, tokens, timings, the resolved method stack, KV "
+                       "bytes, peak device memory)");
     generate->callback(
         [this, gen, &out] { action = [gen, &out] { return run_generate(*gen, out); }; });
 

@@ -111,9 +111,12 @@ struct GenerateOptions {
   std::filesystem::path dump_inputs;    // write only the model inputs (.safetensors)
   int warmup = 0;                       // untimed generate runs before the measured one
   std::string mla_decode = "absorbed";  // converted (MLA) models: absorbed | reconstruct
+  std::string methods;                  // one KV method stack (eval's grammar); empty = full
   bool json = false;                    // one JSON line with text, tokens and timings
 };
-// `mla-bench generate`: greedy answer of a VLM to one prompt; prints it (or JSON).
+// `mla-bench generate`: greedy answer of a VLM to one prompt; prints it (or JSON: text, tokens,
+// timings, the resolved method stack, KV bytes, the device's peak memory). Throws UsageError for
+// a malformed --methods stack or one the model cannot run.
 int run_generate(const GenerateOptions& options, std::ostream& out);
 
 struct MemoryOptions {

@@ -1,18 +1,22 @@
 // `mla-bench generate`: one prompt (with zero or more images) through a VLM directory, greedy,
 // the answer on stdout; --dump also writes every intermediate a port is compared on (pixel
 // values, input ids, positions, image features, prefill logits in f32, generated ids) to a
-// .safetensors file that Python's safetensors reads.
+// .safetensors file that Python's safetensors reads. --methods runs one KV-cache method stack
+// (methods/kv_method.hpp) through the runtime's cache factory, as eval does.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
 #include <chrono>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <ostream>
 
 #include "compat/torch_compat.hpp"
 #include "core/error.hpp"
 #include "datasets/image.hpp"
 #include "harness/commands.hpp"
+#include "methods/kv_memory.hpp"
+#include "methods/kv_method.hpp"
 #include "models/image/image_processor_factory.hpp"
 #include "models/image/rgb8_image.hpp"
 #include "models/io/checkpoint.hpp"
@@ -125,6 +129,22 @@ int run_generate(const GenerateOptions& o, std::ostream& out) {
   }
   vo.attention = models::parse_attention_impl(o.attention);
   vo.pillow = image::parse_pillow_pass_order(o.pillow);
+  // The method stack is checked before the model loads (names, options, ranges), then against
+  // the loaded model (e.g. mha2mla needs a converted one), as eval does.
+  std::string method_spec = o.methods.empty() ? std::string("full") : o.methods;
+  try {
+    const auto specs = methods::split_method_list(method_spec);
+    if (specs.size() != 1) {
+      throw UsageError("generate: --methods takes one stack, got " + std::to_string(specs.size()) +
+                       " in '" + method_spec + "' (eval --methods runs several)");
+    }
+    method_spec = methods::expand_method_presets(specs.front());
+    methods::parse_method_stack(method_spec);
+  } catch (const UsageError&) {
+    throw;
+  } catch (const Error& e) {
+    throw UsageError(std::string("generate: --methods: ") + e.what());
+  }
   const auto t0 = std::chrono::steady_clock::now();
   models::Vlm vlm = models::Vlm::load(o.model, vo);
   for (auto& layer : vlm.decoder().layers()) {
@@ -135,6 +155,12 @@ int run_generate(const GenerateOptions& o, std::ostream& out) {
   }
   const double load_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::optional<methods::MethodStack> stack;
+  try {
+    stack.emplace(methods::make_method_stack(method_spec, &vlm));
+  } catch (const Error& e) {
+    throw UsageError(std::string("generate: --methods: ") + e.what());
+  }
 
   models::VlmInputs inputs;
   if (replay) {
@@ -154,9 +180,14 @@ int run_generate(const GenerateOptions& o, std::ostream& out) {
   go.max_new_tokens = o.max_new_tokens;
   go.stop_strings = o.stop;
   go.stop_at_eos = !o.no_eos;
+  go.cache_factory = stack->cache_factory();
   for (int i = 0; i < o.warmup; ++i) vlm.generate(inputs, go);
   const int device_index = vo.device.is_cuda() ? vo.device.index() < 0 ? 0 : vo.device.index() : -1;
-  if (device_index >= 0) compat::cuda_reset_peak_bytes(device_index);
+  int64_t before = -1;  // allocated bytes when the measured run starts (weights, inputs)
+  if (device_index >= 0) {
+    compat::cuda_reset_peak_bytes(device_index);
+    before = compat::cuda_peak_allocated_bytes(device_index);  // a reset peak = what is allocated
+  }
   const models::GenerateResult r = vlm.generate(inputs, go);
   const int64_t peak = device_index >= 0 ? compat::cuda_peak_allocated_bytes(device_index) : -1;
   if (!o.dump.empty()) {
@@ -185,8 +216,12 @@ int run_generate(const GenerateOptions& o, std::ostream& out) {
       {"decode_steps", r.decode_steps},
       {"prefill_tokens_per_second", rate(static_cast<double>(r.prompt_tokens), r.prefill_seconds)},
       {"decode_tokens_per_second", rate(static_cast<double>(B * r.decode_steps), r.decode_seconds)},
+      {"method", stack->spec()},
       {"kv_bytes", r.kv_bytes},
+      {"kv_bytes_peak", r.kv_bytes_peak},
+      {"kv_tokens", r.kv_tokens},
       {"peak_memory_bytes", peak >= 0 ? nlohmann::json(peak) : nlohmann::json()},
+      {"memory_before_bytes", before >= 0 ? nlohmann::json(before) : nlohmann::json()},
       {"device", vo.device.str()},
       {"dtype", std::string(models::compute_dtype_name(vlm.dtype()))},
       {"attention", o.attention}};
