@@ -23,4 +23,37 @@ cp -r /usr/include/benchmark "$D/include/"
 cp -a "$ML"/libbenchmark.so* "$ML/libbenchmark_main.a" "$D/lib/x86_64-linux-gnu/"
 cp -r "$ML/cmake/benchmark" "$D/lib/x86_64-linux-gnu/cmake/"
 
-du -sh "$D"
+# Python wheels the CUDA machine lacks (it has torch and an older transformers, no network), for
+# tools/cuda/methods_gpu_check.py: the oracles optimum-quanto 0.2.7, hqq 0.2.2 and kvpress 0.5.5
+# with the pure-Python modules they import there (termcolor, cachetools, fire, datasets + dill +
+# multiprocess), and transformers 5.24 (the version of the committed fixtures) with the versions
+# it checks at import (huggingface_hub, tokenizers, safetensors, regex) and the modules hub imports
+# (httpx2, httpcore2, truststore, click; not hf-xet, which only downloads).
+# For CPython 3.12 on x86-64 (the device's python3); installed there with `python3 -m pip
+# install --no-deps --no-index --target DIR .deps/wheels/*.whl`. hqq and fire publish sdists
+# only: built into wheels here (pure Python).
+PY=${MLAB_STAGE_PYTHON:-.venv/bin/python}
+PIP=("$PY" -m pip -q --disable-pip-version-check)
+W="$D/wheels"
+mkdir -p "$W"
+"${PIP[@]}" download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+  -d "$W" optimum-quanto==0.2.7 kvpress==0.5.5 termcolor==3.3.0 cachetools==5.5.2 \
+  datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19 transformers==5.24.0 huggingface_hub==2.4.0 \
+  tokenizers==0.23.3 safetensors==0.8.0 regex==2026.11.19 httpx2==2.16.2 httpcore2==2.16.2 \
+  truststore==0.10.5 click==8.5.1
+"${PIP[@]}" wheel --no-deps -w "$W" hqq==0.2.2 fire==0.6.0
+
+# The real Llama-3 and Qwen2.5 tokenizers (../shared/tokenizers, not on the device) for the
+# random-weight checkpoints of tools/cuda/{vlm,mha2mla,methods}_gpu_check.py.
+T=../shared/tokenizers
+mkdir -p "$D/tokenizers"
+for t in llama3 qwen2.5; do
+  if [ -f "$T/$t/tokenizer.json" ]; then
+    gzip -9nc "$T/$t/tokenizer.json" >"$D/tokenizers/$t.tokenizer.json.gz"
+  else
+    echo "stage_deps.sh: $T/$t/tokenizer.json is missing: no $t tokenizer staged" >&2
+  fi
+done
+
+du -sh "$W" "$D/tokenizers"; du -sh "$D"

@@ -613,6 +613,15 @@ def prepare_tokenizer(spec, tokenizers_dir, dst, info):
         info["tokenizer_check"] = "tokenizers not installed: not checked"
 
 
+def default_tokenizers_dir():
+    """tools/cuda/tokenizers when someone placed the files there, else .deps/tokenizers, where
+    tools/stage_deps.sh writes them from ../shared/tokenizers (device runs carry .deps)."""
+    for p in (REPO / "tools" / "cuda" / "tokenizers", REPO / ".deps" / "tokenizers"):
+        if (p / "llama3.tokenizer.json.gz").exists():
+            return str(p)
+    return str(REPO / ".deps" / "tokenizers")
+
+
 def make_model_dir(args, name, d, info):
     """config.json (hub file, copied), tokenizer, processor configs; the checkpoint is written by _build."""
     spec = BENCH_MODELS[name]
@@ -994,8 +1003,9 @@ def main():
     ap.add_argument("--hf-attn", nargs="+", default=["sdpa", "eager"], choices=["sdpa", "eager"],
                     help="transformers attention implementations to run")
     ap.add_argument("--work", default="/tmp/mlab_bench", help="scratch dir (model dirs, dumps)")
-    ap.add_argument("--tokenizers", default=str(REPO / "tools" / "cuda" / "tokenizers"),
-                    help="dir with llama3.tokenizer.json.gz and qwen2.5.tokenizer.json.gz")
+    ap.add_argument("--tokenizers", default=default_tokenizers_dir(),
+                    help="dir with llama3.tokenizer.json.gz and qwen2.5.tokenizer.json.gz (default: "
+                         "tools/cuda/tokenizers if present, else .deps/tokenizers from tools/stage_deps.sh)")
     ap.add_argument("--max-new-tokens", type=int, default=128, help="(B)")
     ap.add_argument("--warmup", type=int, default=1, help="(B) untimed generate runs of ours first")
     ap.add_argument("--with-eager", action="store_true", help="(B) also run ours with --attention eager")
