@@ -65,8 +65,8 @@ struct Pending {
 // Generates, scores and stores one batch; returns the rows written.
 std::size_t run_batch(const models::Vlm& vlm, const std::string& task, const std::string& family,
                       const datasets::TaskConfig& config, std::vector<Pending>& batch,
-                      results::ResultsStore& store, int64_t run,
-                      const models::CacheFactory& caches) {
+                      results::ResultsStore& store, int64_t run, const models::CacheFactory& caches,
+                      int64_t prefill_chunk) {
   std::vector<results::SampleRow> rows;
   std::vector<models::VlmRequest> requests;
   std::vector<std::size_t> index;  // batch position of each request
@@ -92,6 +92,7 @@ std::size_t run_batch(const models::Vlm& vlm, const std::string& task, const std
     go.max_new_tokens = fam.max_new_tokens > 0 ? fam.max_new_tokens : 32;
     go.stop_strings = fam.stop;
     go.cache_factory = caches;
+    go.prefill_chunk = prefill_chunk;
     const auto start = std::chrono::steady_clock::now();
     const auto inputs = vlm.prepare(requests);
     const auto r = vlm.generate(inputs, go);
@@ -253,8 +254,9 @@ int run_eval(const EvalOptions& o, std::ostream& out) {
   at::manual_seed(static_cast<uint64_t>(o.seed));
   // Method specs are checked before anything loads (unknown names, options, ranges, stacks).
   const std::string methods_text =
-      !o.methods.empty() ? o.methods
-                         : (o.paper_row.empty() ? std::string("full") : paper_row_method(o.paper_row));
+      !o.methods.empty()
+          ? o.methods
+          : (o.paper_row.empty() ? std::string("full") : paper_row_method(o.paper_row));
   std::vector<std::string> method_specs = methods::split_method_list(methods_text);
   for (auto& spec : method_specs) spec = methods::expand_method_presets(spec);
   if (method_specs.empty()) throw UsageError("eval: --methods is empty (e.g. --methods full)");
@@ -319,110 +321,112 @@ int run_eval(const EvalOptions& o, std::ostream& out) {
       o.run_name.empty() ? o.model.filename().string() + "-" + o.tasks : o.run_name;
   // One run per method stack (named <run-name>/<stack> when --methods lists several).
   for (const auto& stack : stacks) {
-  const std::string method = stack.spec();
-  const models::CacheFactory caches = stack.cache_factory();
-  results::RunInfo info;
-  info.name = stacks.size() > 1 ? base_name + "/" + method : base_name;
-  info.torch_version = TORCH_VERSION;
-  info.device = o.device;
-  info.threads = at::get_num_threads();
-  info.seed = o.seed;
-  // The resolved config: what a resume must match. The rank is not part of it (every shard
-  // joins the same run); the world size is, so a resume cannot mix shardings.
-  info.config = {{"model", std::filesystem::absolute(o.model).string()},
-                 {"family", family},
-                 {"dtype", std::string(models::compute_dtype_name(vlm.dtype()))},
-                 {"methods", method},
-                 {"method_stack", method},
-                 {"tasks", tasks},
-                 {"limit", o.limit},
-                 {"batch_size", o.batch_size},
-                 {"world_size", world},
-                 {"datasets", std::filesystem::absolute(o.datasets).string()}};
-  if (!o.paper_row.empty()) {
-    const auto slash = o.paper_row.find('/');
-    if (o.paper_row.rfind("table", 0) != 0 || slash == std::string::npos) {
-      throw UsageError(
-          "eval: --paper-row must be table<N>/<row id> (e.g. "
-          "table1/llava15_7b/original), got '" +
-          o.paper_row + "'");
-    }
-    info.config["paper_row"] = o.paper_row;
-  }
-  if (!o.series.empty()) info.config["series"] = o.series;
-  const int64_t run = store.begin_run(info);
-  out << "run '" << info.name << "' (id " << run << ") in " << o.db.string();
-  out << "; method " << method;
-  if (world > 1) out << ", rank " << rank << " of " << world;
-  out << "\n";
-
-  std::vector<std::pair<std::string, int64_t>> totals;  // (task, samples it must have)
-  for (const auto& [task, config] : task_configs) {
-    datasets::DatasetOptions dopt;
-    dopt.decode_images = true;
-    dopt.skip_bad = o.skip_bad;
-    datasets::DatasetReader reader(o.datasets / task, task, dopt);
-    const auto done = store.finished_samples(run);
-    int64_t total = reader.info().samples;
-    if (o.limit > 0) total = std::min(total, o.limit);
-    ProgressOptions po;
-    po.label = world > 1 ? task + " [rank " + std::to_string(rank) + "]" : task;
-    po.tty = Progress::is_terminal(2);
-    // This rank's share of the task: positions p < total with p mod world == rank.
-    const int64_t share = total / world + (rank < total % world ? 1 : 0);
-    Progress progress(std::cerr, share, po);
-    std::vector<Pending> batch;
-    datasets::Sample sample;
-    int64_t seen = 0, skipped = 0, written = 0;
-    while (seen < total && reader.next(sample)) {
-      const int64_t position = seen++;
-      if (position % world != rank) continue;
-      if (done.count({task, sample.id})) {
-        ++skipped;
-        progress.advance();
-        continue;
+    const std::string method = stack.spec();
+    const models::CacheFactory caches = stack.cache_factory();
+    results::RunInfo info;
+    info.name = stacks.size() > 1 ? base_name + "/" + method : base_name;
+    info.torch_version = TORCH_VERSION;
+    info.device = o.device;
+    info.threads = at::get_num_threads();
+    info.seed = o.seed;
+    // The resolved config: what a resume must match. The rank is not part of it (every shard
+    // joins the same run); the world size is, so a resume cannot mix shardings.
+    info.config = {{"model", std::filesystem::absolute(o.model).string()},
+                   {"family", family},
+                   {"dtype", std::string(models::compute_dtype_name(vlm.dtype()))},
+                   {"methods", method},
+                   {"method_stack", method},
+                   {"tasks", tasks},
+                   {"limit", o.limit},
+                   {"batch_size", o.batch_size},
+                   {"world_size", world},
+                   {"datasets", std::filesystem::absolute(o.datasets).string()}};
+    if (!o.paper_row.empty()) {
+      const auto slash = o.paper_row.find('/');
+      if (o.paper_row.rfind("table", 0) != 0 || slash == std::string::npos) {
+        throw UsageError(
+            "eval: --paper-row must be table<N>/<row id> (e.g. "
+            "table1/llava15_7b/original), got '" +
+            o.paper_row + "'");
       }
-      Pending p;
-      if (!sample.failed()) {
-        try {
-          p.prompt = datasets::render_prompt(config, sample.doc, family);
-        } catch (const Error& e) {
-          sample.error = e.what();
+      info.config["paper_row"] = o.paper_row;
+    }
+    if (!o.series.empty()) info.config["series"] = o.series;
+    const int64_t run = store.begin_run(info);
+    out << "run '" << info.name << "' (id " << run << ") in " << o.db.string();
+    out << "; method " << method;
+    if (world > 1) out << ", rank " << rank << " of " << world;
+    out << "\n";
+
+    std::vector<std::pair<std::string, int64_t>> totals;  // (task, samples it must have)
+    for (const auto& [task, config] : task_configs) {
+      datasets::DatasetOptions dopt;
+      dopt.decode_images = true;
+      dopt.skip_bad = o.skip_bad;
+      datasets::DatasetReader reader(o.datasets / task, task, dopt);
+      const auto done = store.finished_samples(run);
+      int64_t total = reader.info().samples;
+      if (o.limit > 0) total = std::min(total, o.limit);
+      ProgressOptions po;
+      po.label = world > 1 ? task + " [rank " + std::to_string(rank) + "]" : task;
+      po.tty = Progress::is_terminal(2);
+      // This rank's share of the task: positions p < total with p mod world == rank.
+      const int64_t share = total / world + (rank < total % world ? 1 : 0);
+      Progress progress(std::cerr, share, po);
+      std::vector<Pending> batch;
+      datasets::Sample sample;
+      int64_t seen = 0, skipped = 0, written = 0;
+      while (seen < total && reader.next(sample)) {
+        const int64_t position = seen++;
+        if (position % world != rank) continue;
+        if (done.count({task, sample.id})) {
+          ++skipped;
+          progress.advance();
+          continue;
+        }
+        Pending p;
+        if (!sample.failed()) {
+          try {
+            p.prompt = datasets::render_prompt(config, sample.doc, family);
+          } catch (const Error& e) {
+            sample.error = e.what();
+          }
+        }
+        p.sample = sample;
+        batch.push_back(std::move(p));
+        if (static_cast<int64_t>(batch.size()) == o.batch_size) {
+          written += static_cast<int64_t>(run_batch(vlm, task, family, config, batch, store, run,
+                                                    caches, stack.recipe().prefill_chunk));
+          progress.advance(static_cast<int64_t>(batch.size()));
+          batch.clear();
         }
       }
-      p.sample = sample;
-      batch.push_back(std::move(p));
-      if (static_cast<int64_t>(batch.size()) == o.batch_size) {
-        written += static_cast<int64_t>(run_batch(vlm, task, family, config, batch, store, run, caches));
+      if (!batch.empty()) {
+        written += static_cast<int64_t>(run_batch(vlm, task, family, config, batch, store, run,
+                                                  caches, stack.recipe().prefill_chunk));
         progress.advance(static_cast<int64_t>(batch.size()));
-        batch.clear();
+      }
+      progress.finish();
+      totals.emplace_back(task, total);
+      // Aggregates need every shard's rows: the rank that completes the task writes them.
+      const int64_t stored = store.sample_count(run, task);
+      if (stored >= total) {
+        store_task_metrics(store, run, task, out, written, skipped);
+      } else {
+        out << task << ": " << written << " new, " << skipped << " already stored; " << stored
+            << " of " << total << " stored, the other ranks complete it\n";
       }
     }
-    if (!batch.empty()) {
-      written += static_cast<int64_t>(run_batch(vlm, task, family, config, batch, store, run, caches));
-      progress.advance(static_cast<int64_t>(batch.size()));
+    // Whichever rank stores the run's last sample sees every task complete here (each rank checks
+    // after its own last write) and finishes the run.
+    bool complete = true;
+    for (const auto& [task, total] : totals)
+      complete = complete && store.sample_count(run, task) >= total;
+    if (complete) {
+      store_kv_memory(store, run, vlm, method);
+      store.finish_run(run);
+      out << "run '" << info.name << "' complete\n";
     }
-    progress.finish();
-    totals.emplace_back(task, total);
-    // Aggregates need every shard's rows: the rank that completes the task writes them.
-    const int64_t stored = store.sample_count(run, task);
-    if (stored >= total) {
-      store_task_metrics(store, run, task, out, written, skipped);
-    } else {
-      out << task << ": " << written << " new, " << skipped << " already stored; " << stored
-          << " of " << total << " stored, the other ranks complete it\n";
-    }
-  }
-  // Whichever rank stores the run's last sample sees every task complete here (each rank checks
-  // after its own last write) and finishes the run.
-  bool complete = true;
-  for (const auto& [task, total] : totals)
-    complete = complete && store.sample_count(run, task) >= total;
-  if (complete) {
-    store_kv_memory(store, run, vlm, method);
-    store.finish_run(run);
-    out << "run '" << info.name << "' complete\n";
-  }
   }  // one run per method stack
   return 0;
 }

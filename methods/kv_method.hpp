@@ -40,6 +40,10 @@ struct CacheRecipe {
   bool quantize_rope = false;
   // A fresh pruner per layer (h2o | tova | streaming_llm); empty = no eviction.
   std::function<std::unique_ptr<models::TokenPruner>()> pruner;
+  // > 0: the prompt is prefilled in chunks of this many tokens and the pruner evicts after each
+  // (EasyKV's streaming prefill, specs/baselines.md §4.2); 0: after the whole prompt (H2O, TOVA,
+  // kvpress). Vlm GenerateOptions::prefill_chunk.
+  int64_t prefill_chunk = 0;
 };
 
 class KvMethod {

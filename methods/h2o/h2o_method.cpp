@@ -1,6 +1,7 @@
-// `h2o`: H2O (Zhang et al. 2023, heavy-hitter oracle; specs/baselines.md §4): accumulated attention per token, sinks and a recent window kept.
-// Pruning acts on whatever the stack stores (dense K/V, quantized K/V, the MLA latent with
-// absorbed-attention scores), after every attention forward of prefill and decode.
+// `h2o`: H2O (Zhang et al. 2023, heavy-hitter oracle; specs/baselines.md §4): accumulated attention
+// per token, sinks and a recent window kept. Pruning acts on whatever the stack stores (dense K/V,
+// quantized K/V, the MLA latent with absorbed-attention scores), after every attention forward of
+// prefill and decode.
 #include "methods/h2o/h2o_pruner.hpp"
 #include "methods/kv_method.hpp"
 
@@ -13,6 +14,8 @@ class H2oMethod final : public KvMethod {
   std::string describe() const override { return format_method_stack({spec_}); }
   void configure(CacheRecipe& recipe) const override {
     const auto options = spec_.options;
+    const auto chunk = options.find("chunk");
+    if (chunk != options.end()) recipe.prefill_chunk = std::stoll(chunk->second);
     recipe.pruner = [options]() -> std::unique_ptr<models::TokenPruner> {
       return H2oPruner::from_options(options);
     };

@@ -26,8 +26,8 @@ class Mha2mlaMethod final : public KvMethod {
       const auto it = spec_.options.find(key);
       if (it == spec_.options.end()) return;
       MLAB_CHECK(it->second == std::to_string(model_value), "method mha2mla: ", key, "=",
-                 it->second, " but the model at ", vlm.dir().string(), " was converted with ",
-                 key, "=", model_value, " (leave it out to use the model's)");
+                 it->second, " but the model at ", vlm.dir().string(), " was converted with ", key,
+                 "=", model_value, " (leave it out to use the model's)");
     };
     agree("d_kv", mla->d_kv);
     agree("rope_dim", mla->rope_dim);

@@ -312,12 +312,29 @@ VlmSession Vlm::prefill(const VlmInputs& inputs, const PrefillOptions& options) 
   TokenInfo tokens;
   if (padded) tokens.valid = valid;
   tokens.image = image_token_mask(ids);
-  const at::Tensor hidden = decoder_.forward(h, rope, tokens, s.caches);
+  MLAB_CHECK(options.chunk >= 0, "prefill: chunk must be >= 0, got ", options.chunk);
+  at::Tensor hidden;
+  if (options.chunk == 0 || options.chunk >= L) {
+    hidden = decoder_.forward(h, rope, tokens, s.caches);
+  } else {
+    // The prompt in chunks: each attends to what the caches kept of the chunks before it.
+    std::vector<at::Tensor> parts;
+    for (int64_t from = 0; from < L; from += options.chunk) {
+      const int64_t n = std::min(options.chunk, L - from);
+      const RopeTables part_rope{rope.cos.narrow(2, from, n), rope.sin.narrow(2, from, n)};
+      TokenInfo part;
+      if (tokens.valid.defined()) part.valid = tokens.valid.narrow(1, from, n);
+      if (tokens.image.defined()) part.image = tokens.image.narrow(1, from, n);
+      const at::Tensor out = decoder_.forward(h.narrow(1, from, n), part_rope, part, s.caches);
+      if (options.all_logits || from + n == L) parts.push_back(out);
+    }
+    hidden = parts.size() == 1 ? parts.front() : at::cat(parts, 1);
+  }
   if (options.all_logits) {
     s.logits = decoder_.logits(hidden);
     s.last_logits = s.logits.select(1, L - 1);
   } else {
-    s.last_logits = decoder_.logits(hidden.select(1, L - 1));
+    s.last_logits = decoder_.logits(hidden.select(1, hidden.size(1) - 1));  // position L - 1
   }
   return s;
 }
@@ -350,6 +367,7 @@ GenerateResult Vlm::generate(const VlmInputs& inputs, const GenerateOptions& opt
   PrefillOptions prefill_options;
   prefill_options.reserve_tokens = L + options.max_new_tokens;
   prefill_options.cache_factory = options.cache_factory;
+  prefill_options.chunk = options.prefill_chunk;
   VlmSession s = prefill(inputs, prefill_options);
   // Bytes the caches hold (host-side sizes, no device synchronisation), at their peak.
   auto note_bytes = [&] {

@@ -70,6 +70,9 @@ struct PrefillOptions {
   int64_t reserve_tokens = 0;  // cache room to allocate up front (prompt + new tokens)
   at::Tensor image_features;   // any [N_img_tokens, E]: use instead of running the vision tower
   CacheFactory cache_factory;  // the KV method's caches (methods/); empty = each layer's own
+  // > 0: run the prompt through the decoder in chunks of this many tokens (a pruning method then
+  // evicts after every chunk, as EasyKV's streaming prefill); 0: one forward for the prompt.
+  int64_t chunk = 0;
 };
 
 struct GenerateOptions {
@@ -77,6 +80,7 @@ struct GenerateOptions {
   std::vector<std::string> stop_strings;  // stop when the decoded answer contains one (cut there)
   bool stop_at_eos = true;                // stop a row at an EOS id (kept in its tokens)
   CacheFactory cache_factory;             // the KV method's caches; empty = each layer's own
+  int64_t prefill_chunk = 0;              // PrefillOptions::chunk
 };
 
 struct GenerateResult {

@@ -353,3 +353,30 @@ TEST_CASE("MLA stacks: absorbed-latent statistics and pruning equal reconstructe
     CHECK(latent.image().size(1) == 5);
   }
 }
+
+TEST_CASE("chunked prefill: equal logits without a pruner, eviction after every chunk with one",
+          "[methods][method:h2o][method:tova]") {
+  for (const char* family : {"llava", "qwen2_5_vl"}) {
+    INFO(family);
+    const auto vlm = mlab::models::Vlm::load(mlab::test::data_dir() / "tiny_vlms" / family);
+    const auto inputs = vlm.prepare(std::vector<mlab::models::VlmRequest>{
+        mlab::models::VlmRequest::single("Is there a dog in the picture? Answer yes or no."),
+        mlab::models::VlmRequest::single("Red?")});  // left padding in row 1
+    mlab::models::PrefillOptions whole, chunked;
+    whole.all_logits = chunked.all_logits = true;
+    chunked.chunk = 5;
+    const auto a = vlm.prefill(inputs, whole);
+    const auto b = vlm.prefill(inputs, chunked);
+    const auto valid = inputs.attention_mask.ne(0).unsqueeze(-1);
+    CHECK(((a.logits - b.logits).abs() * valid).max().item<double>() < 1e-4);
+    CHECK((a.last_logits - b.last_logits).abs().max().item<double>() < 1e-4);
+    // H2O with a token budget evicts after every 4-token chunk: the caches never exceed it.
+    const auto stack = mlab::methods::make_method_stack("h2o:tokens=12,chunk=4", &vlm);
+    CHECK(stack.recipe().prefill_chunk == 4);
+    mlab::models::PrefillOptions po;
+    po.cache_factory = stack.cache_factory();
+    po.chunk = stack.recipe().prefill_chunk;
+    const auto s = vlm.prefill(inputs, po);
+    for (const auto& cache : s.caches) CHECK(cache->tokens() == 12);
+  }
+}

@@ -23,7 +23,7 @@ std::set<int64_t> positions(const mlab::models::DenseKvCache& cache, int64_t hea
 
 TEST_CASE("streaming_llm keeps the sinks and the newest tokens", "[methods][method:streaming_llm]") {
   const auto stack = mlab::methods::make_method_stack("streaming_llm:tokens=6,sink=2");
-  CHECK(stack.spec() == "streaming_llm:tokens=6,sink=2");
+  CHECK(stack.spec() == "streaming_llm:tokens=6,sink=2,chunk=0");
   mlab::models::DenseKvCache cache(mlab::models::AttentionImpl::kEager, 32);
   cache.set_pruner(stack.recipe().pruner());
   const int64_t H = 2, D = 4, L = 9;
