@@ -31,6 +31,38 @@ std::vector<std::string_view> split(std::string_view s, char separator) {
   }
 }
 
+// A quantizer's groups must tile every token's elements (whatever the sequence length): the
+// group size must divide the per-token width of each tensor it stores — n_kv·d_h for K and V,
+// d_c = n_kv·d_kv for the MLA latent (and n_kv·r for its RoPE key with quantize_rope).
+// Otherwise optimum-quanto and hqq reject some lengths mid-generation; say so up front.
+void check_groups(const MethodStack& stack, const models::Vlm& vlm) {
+  const CacheRecipe& recipe = stack.recipe();
+  if (!recipe.key_quantizer) return;
+  const MethodSpec* quant = nullptr;
+  for (const auto& p : stack.parts())
+    if (p.name == "quanto" || p.name == "hqq") quant = &p;
+  if (quant == nullptr || !quant->options.count("group")) return;
+  const int64_t group = std::stoll(quant->options.at("group"));
+  const auto& text = vlm.config().text;
+  std::vector<std::pair<std::string, int64_t>> widths;
+  const auto mla = models::MlaConfig::from_model_config(vlm.config());
+  if (mla && recipe.latent) {
+    widths.emplace_back("the latent width d_c = n_kv * d_kv", text.num_key_value_heads * mla->d_kv);
+    if (recipe.quantize_rope)
+      widths.emplace_back("the RoPE key width n_kv * r", text.num_key_value_heads * mla->rope_dim);
+  } else {
+    widths.emplace_back("the K/V width n_kv * head_dim", text.num_key_value_heads * text.head_dim);
+  }
+  for (const auto& [what, width] : widths) {
+    std::vector<std::string> divisors;
+    for (int64_t g = width; g >= 1 && divisors.size() < 4; --g)
+      if (width % g == 0 && g <= group) divisors.push_back(std::to_string(g));
+    MLAB_CHECK(width % group == 0, "method '", stack.spec(), "': ", quant->name, " group=", group,
+               " does not divide ", what, " = ", width, " of the model at ", vlm.dir().string(),
+               "; pass a group that does (e.g. group=", join(divisors, " | "), ")");
+  }
+}
+
 }  // namespace
 
 std::string expand_method_presets(std::string_view spec) {
@@ -127,6 +159,7 @@ MethodStack make_method_stack(std::string_view spec_text, const models::Vlm* vlm
   }
   if (vlm != nullptr) {
     for (const auto& m : stack.methods_) m->check_model(*vlm);
+    check_groups(stack, *vlm);
   }
   return stack;
 }

@@ -75,7 +75,7 @@ TEST_CASE("eval: every Table 2 row runs from its method_spec with measured KV by
   const auto mla = dir / "llava-mla";
   const auto data = mlab::test::data_dir();
   auto r = mlab::test::run_mla_bench("convert --model " + llava().string() + " --out " +
-                                     mla.string() + " --rope 2norm --rope-dims 4 --d-kv 8 " +
+                                     mla.string() + " --rope 2norm --rope-dims 4 --d-kv 16 " +
                                      "--svd md --calib " + (data / "datasets" / "pope").string());
   INFO(r.out << r.err);
   REQUIRE(r.code == 0);

@@ -380,3 +380,15 @@ TEST_CASE("chunked prefill: equal logits without a pruner, eviction after every 
     for (const auto& cache : s.caches) CHECK(cache->tokens() == 12);
   }
 }
+
+TEST_CASE("quantizer groups must tile every token of what they store", "[methods][method:quanto]") {
+  using mlab::methods::make_method_stack;
+  // The tiny Qwen2.5-VL: 2 KV heads x head_dim 16 = 32 elements per token for K and for V.
+  const auto qwen = mlab::models::Vlm::load(mlab::test::data_dir() / "tiny_vlms" / "qwen2_5_vl");
+  CHECK_THROWS_WITH(make_method_stack("quanto:bits=4", &qwen),
+                    Contains("group=64 does not divide the K/V width n_kv * head_dim = 32") &&
+                        Contains("e.g. group=32 | 16 | 8 | 4"));
+  CHECK_THROWS_WITH(make_method_stack("hqq:bits=2,group=48", &qwen), Contains("group=48"));
+  CHECK_NOTHROW(make_method_stack("quanto:bits=4,group=32", &qwen));
+  CHECK_NOTHROW(make_method_stack("hqq:bits=4,group=16", &qwen));
+}
