@@ -164,6 +164,22 @@ MethodStack make_method_stack(std::string_view spec_text, const models::Vlm* vlm
   return stack;
 }
 
+int64_t spec_int(const MethodSpec& spec, const std::string& key) {
+  const auto it = spec.options.find(key);
+  MLAB_CHECK(it != spec.options.end(), "method ", spec.name, ": option ", key,
+             " is not set (specs reach methods resolved by make_method_stack)");
+  return std::stoll(it->second);
+}
+
+void QuantizingMethod::configure(CacheRecipe& recipe) const {
+  recipe.key_quantizer = make_(spec_, static_cast<int>(spec_int(spec_, "axis_key")));
+  recipe.value_quantizer = make_(spec_, static_cast<int>(spec_int(spec_, "axis_value")));
+  recipe.residual = spec_int(spec_, "residual");
+  recipe.quantize_rope = spec_int(spec_, "quantize_rope") != 0;
+  const auto t = spec_.options.find("target");
+  if (t != spec_.options.end() && t->second == "kv") recipe.latent = false;
+}
+
 bool MethodStack::is_plain() const {
   return !recipe_.key_quantizer && !recipe_.pruner;
 }

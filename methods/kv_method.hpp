@@ -58,6 +58,44 @@ class KvMethod {
   virtual void configure(CacheRecipe& recipe) const = 0;
 };
 
+// The integer option `key` of a resolved spec (make_method_stack writes every default out).
+int64_t spec_int(const MethodSpec& spec, const std::string& key);
+
+// A method whose whole part is a per-layer pruner (h2o, tova, streaming_llm): one
+// `Pruner::from_options(spec.options)` per layer cache, and the prompt prefilled in chunks of
+// `chunk` tokens when the spec asks (EasyKV's streaming prefill).
+template <class Pruner>
+class PruningMethod final : public KvMethod {
+ public:
+  explicit PruningMethod(MethodSpec spec) : spec_(std::move(spec)) {}
+  std::string describe() const override { return format_method_stack({spec_}); }
+  void configure(CacheRecipe& recipe) const override {
+    const auto options = spec_.options;
+    recipe.pruner = [options]() -> std::unique_ptr<models::TokenPruner> {
+      return Pruner::from_options(options);
+    };
+    if (options.count("chunk")) recipe.prefill_chunk = spec_int(spec_, "chunk");
+  }
+
+ private:
+  MethodSpec spec_;
+};
+
+// A method whose whole part is quantized storage (quanto, hqq): `make(spec, axis)` builds the
+// quantizer of keys (axis_key) and of values (axis_value); the residual window, quantize_rope and
+// target (latent | kv, when stacked on mha2mla) are read from the spec.
+class QuantizingMethod final : public KvMethod {
+ public:
+  using Make = std::shared_ptr<const models::Quantizer> (*)(const MethodSpec& spec, int axis);
+  QuantizingMethod(MethodSpec spec, Make make) : spec_(std::move(spec)), make_(make) {}
+  std::string describe() const override { return format_method_stack({spec_}); }
+  void configure(CacheRecipe& recipe) const override;
+
+ private:
+  MethodSpec spec_;
+  Make make_;
+};
+
 // One registered method: builds the method from its validated spec.
 using MethodFactory = std::unique_ptr<KvMethod> (*)(const MethodSpec& spec);
 

@@ -9,39 +9,19 @@
 namespace mlab::methods {
 namespace {
 
-int64_t int_option(const MethodSpec& spec, const char* key, int64_t fallback) {
-  const auto it = spec.options.find(key);
-  return it == spec.options.end() ? fallback : std::stoll(it->second);
+std::shared_ptr<const models::Quantizer> make_hqq(const MethodSpec& spec, int axis) {
+  HqqOptions o;
+  o.bits = static_cast<int>(spec_int(spec, "bits"));
+  o.group = spec_int(spec, "group");
+  o.axis = axis;
+  o.optimize = spec_int(spec, "optimize") != 0;
+  return std::make_shared<HqqQuantizer>(o);
 }
-
-class HqqMethod final : public KvMethod {
- public:
-  explicit HqqMethod(MethodSpec spec) : spec_(std::move(spec)) {}
-  std::string describe() const override { return format_method_stack({spec_}); }
-  void configure(CacheRecipe& recipe) const override {
-    HqqOptions k;
-    k.bits = static_cast<int>(int_option(spec_, "bits", 4));
-    k.group = int_option(spec_, "group", 64);
-    k.axis = static_cast<int>(int_option(spec_, "axis_key", 0));
-    k.optimize = int_option(spec_, "optimize", 0) != 0;
-    HqqOptions v = k;
-    v.axis = static_cast<int>(int_option(spec_, "axis_value", 0));
-    recipe.key_quantizer = std::make_shared<HqqQuantizer>(k);
-    recipe.value_quantizer = std::make_shared<HqqQuantizer>(v);
-    recipe.residual = int_option(spec_, "residual", 128);
-    recipe.quantize_rope = int_option(spec_, "quantize_rope", 0) != 0;
-    const auto t = spec_.options.find("target");
-    if (t != spec_.options.end() && t->second == "kv") recipe.latent = false;
-  }
-
- private:
-  MethodSpec spec_;
-};
 
 }  // namespace
 
 std::unique_ptr<KvMethod> make_hqq_method(const MethodSpec& spec) {
-  return std::make_unique<HqqMethod>(spec);
+  return std::make_unique<QuantizingMethod>(spec, &make_hqq);
 }
 
 }  // namespace mlab::methods

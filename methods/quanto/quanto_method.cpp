@@ -9,37 +9,17 @@
 namespace mlab::methods {
 namespace {
 
-int64_t int_option(const MethodSpec& spec, const char* key, int64_t fallback) {
-  const auto it = spec.options.find(key);
-  return it == spec.options.end() ? fallback : std::stoll(it->second);
+std::shared_ptr<const models::Quantizer> make_quanto(const MethodSpec& spec, int axis) {
+  return std::make_shared<QuantoQuantizer>(
+      QuantoOptions{.bits = static_cast<int>(spec_int(spec, "bits")),
+                    .group = spec_int(spec, "group"),
+                    .axis = axis});
 }
-
-class QuantoMethod final : public KvMethod {
- public:
-  explicit QuantoMethod(MethodSpec spec) : spec_(std::move(spec)) {}
-  std::string describe() const override { return format_method_stack({spec_}); }
-  void configure(CacheRecipe& recipe) const override {
-    QuantoOptions k{.bits = static_cast<int>(int_option(spec_, "bits", 4)),
-                    .group = int_option(spec_, "group", 64),
-                    .axis = static_cast<int>(int_option(spec_, "axis_key", 0))};
-    QuantoOptions v = k;
-    v.axis = static_cast<int>(int_option(spec_, "axis_value", 0));
-    recipe.key_quantizer = std::make_shared<QuantoQuantizer>(k);
-    recipe.value_quantizer = std::make_shared<QuantoQuantizer>(v);
-    recipe.residual = int_option(spec_, "residual", 128);
-    recipe.quantize_rope = int_option(spec_, "quantize_rope", 0) != 0;
-    const auto t = spec_.options.find("target");
-    if (t != spec_.options.end() && t->second == "kv") recipe.latent = false;
-  }
-
- private:
-  MethodSpec spec_;
-};
 
 }  // namespace
 
 std::unique_ptr<KvMethod> make_quanto_method(const MethodSpec& spec) {
-  return std::make_unique<QuantoMethod>(spec);
+  return std::make_unique<QuantizingMethod>(spec, &make_quanto);
 }
 
 }  // namespace mlab::methods
