@@ -158,7 +158,7 @@ struct EvalOptions {
   std::filesystem::path model;
   std::string tasks;               // comma-separated lmms-eval task names
   std::filesystem::path datasets;  // <datasets>/<task>/ dataset dirs
-  std::string methods;  // "" = the --paper-row's method_spec, else full
+  std::string methods;             // "" = the --paper-row's method_spec, else full
   std::filesystem::path db = "results.sqlite";
   std::string run_name;  // default: <model dir name>-<tasks>
   int64_t limit = 0;     // samples per task (0: all)

@@ -20,7 +20,6 @@ const std::vector<std::pair<std::string_view, std::string_view>>& embedded_metho
 
 namespace {
 
-
 enum class Role { kFull, kConversion, kQuantizer, kPruner };
 enum class Kind { kInteger, kReal, kWord };
 
@@ -215,16 +214,16 @@ void validate(const MethodSpec& spec, const std::string& where) {
     for (const auto& k : schema->one_of)
       if (spec.options.count(k)) given.push_back(k);
     MLAB_CHECK(given.size() == 1, where, spec.name, " needs exactly one of ",
-               join(schema->one_of, " | "), given.empty() ? "" : " (got " + join(given, " and ") + ")",
-               ", e.g. ", spec.name, ":", schema->one_of.front(), "=0.5; options: ",
-               method_options_help(spec.name));
+               join(schema->one_of, " | "),
+               given.empty() ? "" : " (got " + join(given, " and ") + ")", ", e.g. ", spec.name,
+               ":", schema->one_of.front(), "=0.5; options: ", method_options_help(spec.name));
   }
   for (const auto& o : schema->options) {
     const auto it = spec.options.find(o.key);
     if (it == spec.options.end()) {
       MLAB_CHECK(o.default_value.has_value() || o.optional, where, spec.name, " needs option ",
-                 o.key, " (e.g. ", spec.name, ":", o.key, "=",
-                 o.kind == Kind::kReal ? "0.5" : "64", ")");
+                 o.key, " (e.g. ", spec.name, ":", o.key, "=", o.kind == Kind::kReal ? "0.5" : "64",
+                 ")");
       continue;
     }
     if (o.kind == Kind::kWord) {
@@ -260,9 +259,10 @@ void validate_stack(const std::vector<MethodSpec>& stack, const std::string& whe
   at_most_one(Role::kPruner, "pruning method (h2o | tova | streaming_llm)");
   for (const auto& spec : stack) {
     const auto it = spec.options.find("target");
-    MLAB_CHECK(it == spec.options.end() || it->second == "latent" || !by_role[Role::kConversion].empty(),
-               where, spec.name, " option target=", it->second,
-               " applies only when stacked on mha2mla (e.g. mha2mla+", spec.name, ":target=kv)");
+    MLAB_CHECK(
+        it == spec.options.end() || it->second == "latent" || !by_role[Role::kConversion].empty(),
+        where, spec.name, " option target=", it->second,
+        " applies only when stacked on mha2mla (e.g. mha2mla+", spec.name, ":target=kv)");
   }
 }
 
@@ -356,9 +356,9 @@ KvMemory kv_memory(const models::ModelConfig& config, const std::vector<MethodSp
   m.elements = m.elements_original;
   // Elements of a token that a quantizer packs; the rest stay in the base dtype.
   int64_t quantizable = m.elements_original;
-  bool target_kv = false;  // mha2mla + quantizer target=kv: reconstructed K/V are cached
+  bool target_kv = false;    // mha2mla + quantizer target=kv: reconstructed K/V are cached
   bool quanto_rows = false;  // Quanto axis 0 packs along its group rows (padded to 8/b rows)
-  int64_t kept_fixed = 0;  // pruning with tokens=N
+  int64_t kept_fixed = 0;    // pruning with tokens=N
 
   for (const auto& spec : stack) {
     const Role role = find_schema(spec.name)->role;
@@ -383,8 +383,8 @@ KvMemory kv_memory(const models::ModelConfig& config, const std::vector<MethodSp
       m.quantize_rope = option(spec, "quantize_rope") != 0;
       const auto t = spec.options.find("target");
       target_kv = t != spec.options.end() && t->second == "kv";
-      quanto_rows = spec.name == "quanto" && option(spec, "axis_key") == 0 &&
-                    option(spec, "axis_value") == 0;
+      quanto_rows =
+          spec.name == "quanto" && option(spec, "axis_key") == 0 && option(spec, "axis_value") == 0;
     } else if (role == Role::kPruner) {
       // The budget is the kept fraction of the tokens (EasyKV's ratio budget, specs/baselines.md
       // §1.3): budget=0.5 keeps half of them, so every byte count scales by it; tokens=N keeps N.
@@ -455,9 +455,10 @@ KvMemory kv_memory(const models::ModelConfig& config, const std::vector<MethodSp
       for (const int64_t e : per_token) {
         const double rows = static_cast<double>(n * e) / static_cast<double>(m.group);
         const double per_byte = 8.0 / m.quant_bits;
-        const double packed = quanto_rows && m.quant_bits != 3
-                                  ? std::ceil(rows / per_byte) * static_cast<double>(m.group)
-                                  : static_cast<double>(n * e) * packed_bytes_per_element(m.quant_bits);
+        const double packed =
+            quanto_rows && m.quant_bits != 3
+                ? std::ceil(rows / per_byte) * static_cast<double>(m.group)
+                : static_cast<double>(n * e) * packed_bytes_per_element(m.quant_bits);
         quant_bytes += packed + rows * 2 * base_bytes;
       }
       per_layer = static_cast<double>(m.residual_tokens) * full_token + quant_bytes +

@@ -33,9 +33,10 @@ struct MethodSpec {
 // '+', options follow ':' as comma-separated key=value pairs; spaces around words are ignored.
 // Options per method: `mla-bench list methods` (method_options_help) prints them with their
 // defaults. A stack has at most one mha2mla, one quantizer (quanto | hqq) and one pruner
-// (h2o | tova | streaming_llm), in any order; `full` stands alone. Throws mlab::Error naming the spec and the problem: empty
-// parts, unknown method names (with the closest match), unknown or repeated option keys, missing
-// required options, non-numeric or out-of-range values, invalid stacks.
+// (h2o | tova | streaming_llm), in any order; `full` stands alone. Throws mlab::Error naming the
+// spec and the problem: empty parts, unknown method names (with the closest match), unknown or
+// repeated option keys, missing required options, non-numeric or out-of-range values, invalid
+// stacks.
 std::vector<MethodSpec> parse_method_stack(std::string_view spec);
 
 // The canonical text of a parsed stack, every option written out with its resolved value:

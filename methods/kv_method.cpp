@@ -82,8 +82,8 @@ std::vector<std::string> split_method_list(std::string_view list) {
   std::size_t start = 0;
   while (start <= list.size()) {
     const std::size_t end = list.find_first_of(",;", start);
-    const std::string_view piece =
-        trim(list.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start));
+    const std::string_view piece = trim(
+        list.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start));
     const bool after_comma = start > 0 && list[start - 1] == ',';
     // "key=value" with no ':' or '+' before the '=' continues the options of the spec before.
     const std::size_t eq = piece.find('=');
@@ -180,9 +180,7 @@ void QuantizingMethod::configure(CacheRecipe& recipe) const {
   if (t != spec_.options.end() && t->second == "kv") recipe.latent = false;
 }
 
-bool MethodStack::is_plain() const {
-  return !recipe_.key_quantizer && !recipe_.pruner;
-}
+bool MethodStack::is_plain() const { return !recipe_.key_quantizer && !recipe_.pruner; }
 
 models::CacheFactory MethodStack::cache_factory() const {
   if (is_plain()) return {};  // every layer's own cache (dense, or the converted model's latent)
@@ -197,9 +195,8 @@ models::CacheFactory MethodStack::cache_factory() const {
         latent->set_quantizer(recipe.key_quantizer, recipe.residual, recipe.quantize_rope);
       cache = std::move(latent);
     } else if (recipe.key_quantizer) {
-      cache = std::make_unique<models::QuantizedKvCache>(recipe.key_quantizer,
-                                                         recipe.value_quantizer, recipe.residual,
-                                                         impl);
+      cache = std::make_unique<models::QuantizedKvCache>(
+          recipe.key_quantizer, recipe.value_quantizer, recipe.residual, impl);
     } else {
       // Dense K/V (for a converted layer: its reconstructed K/V).
       cache = std::make_unique<models::DenseKvCache>(impl, reserve);

@@ -33,9 +33,8 @@ const std::vector<RegistryEntry>& method_entries() {
     std::vector<RegistryEntry> list;
     for (const auto& b : bindings()) {
       const std::string options = method_options_help(b.name);
-      list.push_back(RegistryEntry{b.name,
-                                   std::string(b.doc) + (options.empty() ? "" : "; " + options),
-                                   ""});
+      list.push_back(
+          RegistryEntry{b.name, std::string(b.doc) + (options.empty() ? "" : "; " + options), ""});
     }
     check_unique("method", list);
     return list;

@@ -402,11 +402,12 @@ int64_t ResultsStore::add_samples(int64_t run, const std::vector<SampleRow>& row
   if (rows.empty()) return 0;
   const std::string what = str_cat("storing ", rows.size(), " samples of run ", run);
   return transaction(db_.get(), path_, what, [&]() -> int64_t {
-    Stmt insert(db_.get(), path_,
-                "INSERT OR IGNORE INTO samples (run_id, task, sample_id, prediction, "
-                "metrics_json, latency_s, kv_bytes, error, prompt_tokens, new_tokens, kv_tokens, "
-                "prefill_s, decode_s, kv_bytes_peak) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                what);
+    Stmt insert(
+        db_.get(), path_,
+        "INSERT OR IGNORE INTO samples (run_id, task, sample_id, prediction, "
+        "metrics_json, latency_s, kv_bytes, error, prompt_tokens, new_tokens, kv_tokens, "
+        "prefill_s, decode_s, kv_bytes_peak) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        what);
     int64_t added = 0;
     for (const auto& row : rows) {
       insert.bind(1, run)

@@ -2,8 +2,8 @@
 // averaged over heads, one token set per layer. Pruning acts on whatever the stack stores (dense
 // K/V, quantized K/V, the MLA latent with absorbed-attention scores), after every attention forward
 // of prefill and decode.
-#include "methods/tova/tova_pruner.hpp"
 #include "methods/kv_method.hpp"
+#include "methods/tova/tova_pruner.hpp"
 
 namespace mlab::methods {
 

@@ -34,8 +34,7 @@ at::Tensor KvCache::attention_stat(const at::Tensor&, double, AttentionStat) con
 void KvCache::prune(const at::Tensor& stat, const at::Tensor& image, int64_t new_tokens) {
   if (!pruner_) return;
   const at::Tensor valid = token_valid();
-  const at::Tensor keep =
-      pruner_->select(stat, valid, image, new_tokens, kv_heads());
+  const at::Tensor keep = pruner_->select(stat, valid, image, new_tokens, kv_heads());
   if (keep.defined()) this->keep(keep);
   after_prune();
 }
@@ -138,18 +137,16 @@ at::Tensor dense_attention(const at::Tensor& q, const at::Tensor& k_in, const at
 
 at::Tensor dense_attention_stat(const at::Tensor& q, const at::Tensor& keys,
                                 const at::Tensor& valid, double scale, AttentionStat which) {
-  TORCH_CHECK(q.dim() == 4 && keys.dim() == 4 && q.size(1) % keys.size(1) == 0 &&
-                  q.size(2) <= keys.size(2),
-              "attention statistic: q ", q.sizes(), " does not fit the cached keys ",
-              keys.sizes());
+  TORCH_CHECK(
+      q.dim() == 4 && keys.dim() == 4 && q.size(1) % keys.size(1) == 0 && q.size(2) <= keys.size(2),
+      "attention statistic: q ", q.sizes(), " does not fit the cached keys ", keys.sizes());
   TORCH_CHECK(which != AttentionStat::kNone, "attention statistic: none asked");
   const int64_t L = q.size(2), H = q.size(1), n_rep = H / keys.size(1), S = keys.size(2);
   // f32 keys repeated per query head: [B, H, S, D]
   const at::Tensor k = keys.to(at::kFloat).repeat_interleave(n_rep, 1);
   const at::Tensor mask = mask_for(valid, L, n_rep);  // bool [B, 1 | H, L, S]
   auto probs = [&](int64_t from, int64_t count) {
-    at::Tensor s =
-        at::matmul(q.narrow(2, from, count).to(at::kFloat), k.transpose(-1, -2)) * scale;
+    at::Tensor s = at::matmul(q.narrow(2, from, count).to(at::kFloat), k.transpose(-1, -2)) * scale;
     s = s.masked_fill(mask.narrow(2, from, count).logical_not(),
                       -std::numeric_limits<float>::infinity());
     return at::softmax(s, -1);  // f32 [B, H, count, S]

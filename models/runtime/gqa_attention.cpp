@@ -48,8 +48,9 @@ at::Tensor GqaAttention::forward(const at::Tensor& x, const RopeTables& rope,
   if (TokenPruner* p = cache.pruner()) {
     // A pruning method scores the tokens with this forward's attention, then evicts.
     const AttentionStat which = p->stat();
-    cache.prune(which == AttentionStat::kNone ? at::Tensor() : cache.attention_stat(q, scale, which),
-                tokens.image, L);
+    cache.prune(
+        which == AttentionStat::kNone ? at::Tensor() : cache.attention_stat(q, scale, which),
+        tokens.image, L);
   }
   return nn::linear(o.transpose(1, 2).reshape({B, L, heads * head_dim}), o_weight, o_bias);
 }

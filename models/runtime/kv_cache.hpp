@@ -51,8 +51,8 @@ class TokenPruner {
   // tokens are shared by every head). Returns i64 [B, H_kv | 1, S'] ascending slot indices to
   // keep (S' < S), or an undefined tensor to keep every slot. Never synchronises with the device
   // beyond what the cache sizes (host integers) already tell.
-  virtual at::Tensor select(const at::Tensor& stat, const at::Tensor& valid, const at::Tensor& image,
-                            int64_t new_tokens, int64_t kv_heads) = 0;
+  virtual at::Tensor select(const at::Tensor& stat, const at::Tensor& valid,
+                            const at::Tensor& image, int64_t new_tokens, int64_t kv_heads) = 0;
   // "h2o:budget=0.5,..." for logs.
   virtual std::string_view name() const = 0;
 };

@@ -171,9 +171,9 @@ at::Tensor MlaAttention::forward(const at::Tensor& x, const RopeTables& rope,
     o = cache_base.attend(qf, scale);
     if (TokenPruner* p = cache_base.pruner()) {
       const AttentionStat which = p->stat();
-      cache_base.prune(
-          which == AttentionStat::kNone ? at::Tensor() : cache_base.attention_stat(qf, scale, which),
-          tokens.image, L);
+      cache_base.prune(which == AttentionStat::kNone ? at::Tensor()
+                                                     : cache_base.attention_stat(qf, scale, which),
+                       tokens.image, L);
     }
   } else {
     cache->append_latent(latent(x, tokens.image), k_rope, tokens.image, tokens.valid);

@@ -67,8 +67,9 @@ void QuantizedKvCache::append(const at::Tensor& k, const at::Tensor& v, const at
 }
 
 at::Tensor QuantizedKvCache::attend(const at::Tensor& q, double scale) {
-  TORCH_CHECK(cur_k_.defined(), "QuantizedKvCache::attend: nothing appended since the last "
-                                "forward");
+  TORCH_CHECK(cur_k_.defined(),
+              "QuantizedKvCache::attend: nothing appended since the last "
+              "forward");
   at::Tensor out = dense_attention(q, cur_k_, cur_v_, valid_, all_valid_, impl_, scale);
   if (pruner() == nullptr) after_prune();  // nobody needs the keys any more
   return out;

@@ -225,7 +225,8 @@ TEST_CASE("eval: a newer, read-only or locked database is a clear error and keep
   auto r = mlab::test::run_mla_bench(eval_args(db, "pope,ai2d"));
   CHECK(r.code == 1);
   CHECK_THAT(r.err, Catch::Contains(db) && Catch::Contains("schema version 7"));
-  sql(("UPDATE schema_version SET version = " + std::to_string(mlab::results::kSchemaVersion)).c_str());
+  sql(("UPDATE schema_version SET version = " + std::to_string(mlab::results::kSchemaVersion))
+          .c_str());
   // Locked: this process holds the write lock longer than the eval's --db-timeout.
   sql("BEGIN EXCLUSIVE");
   r = mlab::test::run_mla_bench(eval_args(db, "pope,ai2d") + " --db-timeout 0.3");

@@ -49,8 +49,8 @@ TEST_CASE("eval --methods: bad specs exit 2 and list what is valid",
       {"mha2mla+quanto:bits=4", "mla-bench convert"},
   };
   for (const auto& [spec, message] : cases) {
-    const auto r = mlab::test::run_mla_bench(eval_args(llava(), db, "bad") + " --methods '" +
-                                             spec + "'");
+    const auto r =
+        mlab::test::run_mla_bench(eval_args(llava(), db, "bad") + " --methods '" + spec + "'");
     INFO(spec << "\n" << r.out << r.err);
     if (spec == "h2o") {
       CHECK(r.code == 0);  // ... and runs

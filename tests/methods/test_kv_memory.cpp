@@ -277,7 +277,7 @@ TEST_CASE("method specs parse into stacks", "[methods][kv_memory][spec]") {
         "mha2mla:d_kv=64,rope_dim=32");
   CHECK(format_method_stack(parse_method_stack("mha2mla:d_kv=64+quanto:bits=2")) ==
         "mha2mla:d_kv=64,rope_dim=32+quanto:bits=2,group=64,residual=128,axis_key=0,axis_value=0,"
-            "quantize_rope=0,target=latent");
+        "quantize_rope=0,target=latent");
   CHECK(format_method_stack(parse_method_stack("full")) == "full");
 }
 
@@ -306,7 +306,8 @@ TEST_CASE("malformed method specs are rejected with the reason", "[methods][kv_m
   fails("h2o:budget=1.5", "budget=1.5: must be in (0, 1)");
   fails("tova:budget=0", "must be in (0, 1)");
   fails("tova:budget=1", "must be in (0, 1)");
-  fails("h2o:budget=0.5,tokens=64", "h2o needs exactly one of budget | tokens (got budget and tokens)");
+  fails("h2o:budget=0.5,tokens=64",
+        "h2o needs exactly one of budget | tokens (got budget and tokens)");
   fails("streaming_llm:tokens=0", "tokens=0: must be > 0");
   fails("quanto:target=latent_kv", "target=latent_kv: must be latent or kv");
   fails("quanto:bits=4,target=kv", "target=kv applies only when stacked on mha2mla");
@@ -432,8 +433,7 @@ TEST_CASE("kv_memory follows the QuantizedCache schedule, token budgets and targ
   CHECK(memory("next", "tova:tokens=256", 1024).bytes_real == 1024.0);
   // target=kv: the reconstructed K/V are quantized, the bytes of the GQA Int4 cache
   // (specs/baselines.md §1.5-5), not the latent's.
-  CHECK(memory("next", "mha2mla:d_kv=128+quanto:bits=4,residual=0,target=kv").bytes_real ==
-        1152.0);
+  CHECK(memory("next", "mha2mla:d_kv=128+quanto:bits=4,residual=0,target=kv").bytes_real == 1152.0);
   CHECK(memory("next", "mha2mla:d_kv=128+quanto:bits=4,residual=0").bytes_real ==
         1024 * 0.5 + 1024 / 64 * 4 + 256 * 2);
 }

@@ -78,8 +78,10 @@ TEST_CASE("QuantizedKvCache follows transformers' QuantizedCache schedule (T6)",
   const auto k0 = at::randn({B, Hkv, P, D}), v0 = at::randn({B, Hkv, P, D});
   const auto q0 = at::randn({B, H, P, D});
   cache.append(k0, v0, at::Tensor());
-  CHECK((cache.attend(q0, scale).to(at::kDouble) - brute(q0, k0, v0, scale)).abs().max().item<double>() <
-        1e-6);
+  CHECK((cache.attend(q0, scale).to(at::kDouble) - brute(q0, k0, v0, scale))
+            .abs()
+            .max()
+            .item<double>() < 1e-6);
   CHECK(cache.quantized_tokens() == P);
   CHECK(cache.residual_tokens() == 0);
   // The reference state: stored keys (quantized part reconstructed) and the residual.
@@ -95,8 +97,7 @@ TEST_CASE("QuantizedKvCache follows transformers' QuantizedCache schedule (T6)",
     const auto all_k = at::cat({ref_k, res_k, k1}, 2), all_v = at::cat({ref_v, res_v, v1}, 2);
     const auto out = cache.attend(q1, scale);
     INFO("step " << j);
-    CHECK((out.to(at::kDouble) - brute(q1, all_k, all_v, scale)).abs().max().item<double>() <
-          1e-6);
+    CHECK((out.to(at::kDouble) - brute(q1, all_k, all_v, scale)).abs().max().item<double>() < 1e-6);
     if (res_k.size(2) + 1 >= R) {
       ref_k = QuarterQuantizer::quarter(all_k);
       ref_v = QuarterQuantizer::quarter(all_v);
@@ -161,7 +162,8 @@ TEST_CASE("method lists (eval --methods) split on commas that start a new spec",
         std::vector<std::string>{"quanto:bits=2", "full"});
 }
 
-TEST_CASE("method stacks resolve through the registry", "[methods][method:full][method:h2o]"
+TEST_CASE("method stacks resolve through the registry",
+          "[methods][method:full][method:h2o]"
           "[method:tova][method:streaming_llm]") {
   using mlab::methods::make_method_stack;
   const auto full = make_method_stack("full");
@@ -181,9 +183,9 @@ TEST_CASE("method stacks resolve through the registry", "[methods][method:full][
   for (const char* spec : {"tova:tokens=16", "streaming_llm:budget=0.5,sink=2"}) {
     const auto s = make_method_stack(spec);
     REQUIRE(static_cast<bool>(s.recipe().pruner));
-    CHECK(s.recipe().pruner()->stat() ==
-          (std::string(spec).rfind("tova", 0) == 0 ? mlab::models::AttentionStat::kLastQuery
-                                                   : mlab::models::AttentionStat::kNone));
+    CHECK(s.recipe().pruner()->stat() == (std::string(spec).rfind("tova", 0) == 0
+                                              ? mlab::models::AttentionStat::kLastQuery
+                                              : mlab::models::AttentionStat::kNone));
   }
   CHECK_THROWS_WITH(make_method_stack("quanto+quanto"), Contains("at most one quantizer"));
   CHECK_THROWS_WITH(make_method_stack("quanto:bits=3"), Contains("must be 2 or 4"));
@@ -308,7 +310,8 @@ TEST_CASE("MLA stacks: absorbed-latent statistics and pruning equal reconstructe
   prefill.image = at::tensor({0, 1, 1, 1, 0, 0, 0}, at::kLong).ne(0).view({B, L});
   std::vector<at::Tensor> steps;
   for (int i = 0; i < 6; ++i) steps.push_back(at::randn({B, 1, E}));
-  for (auto which : {mlab::models::AttentionStat::kQuerySum, mlab::models::AttentionStat::kLastQuery}) {
+  for (auto which :
+       {mlab::models::AttentionStat::kQuerySum, mlab::models::AttentionStat::kLastQuery}) {
     mlab::models::LatentKvCache latent(16);
     mlab::models::DenseKvCache dense(AttentionImpl::kEager, 16);
     auto rl = std::make_unique<RecordingPruner>(which);

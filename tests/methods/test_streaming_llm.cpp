@@ -21,7 +21,8 @@ std::set<int64_t> positions(const mlab::models::DenseKvCache& cache, int64_t hea
 
 }  // namespace
 
-TEST_CASE("streaming_llm keeps the sinks and the newest tokens", "[methods][method:streaming_llm]") {
+TEST_CASE("streaming_llm keeps the sinks and the newest tokens",
+          "[methods][method:streaming_llm]") {
   const auto stack = mlab::methods::make_method_stack("streaming_llm:tokens=6,sink=2");
   CHECK(stack.spec() == "streaming_llm:tokens=6,sink=2,chunk=0");
   mlab::models::DenseKvCache cache(mlab::models::AttentionImpl::kEager, 32);
@@ -46,7 +47,8 @@ TEST_CASE("streaming_llm keeps the sinks and the newest tokens", "[methods][meth
   }
 }
 
-TEST_CASE("streaming_llm on the tiny LLaVA: every layer holds the budget", "[methods][method:streaming_llm]") {
+TEST_CASE("streaming_llm on the tiny LLaVA: every layer holds the budget",
+          "[methods][method:streaming_llm]") {
   const auto vlm = mlab::models::Vlm::load(mlab::test::data_dir() / "tiny_vlms" / "llava");
   const auto stack = mlab::methods::make_method_stack("streaming_llm:tokens=16,sink=4", &vlm);
   const auto inputs = vlm.prepare(

@@ -193,7 +193,8 @@ TEST_CASE("results store: a database with a newer schema version is rejected") {
   }
   raw_exec(db, "UPDATE schema_version SET version = 99");
   REQUIRE_THROWS_WITH(ResultsStore::open(db),
-                      Contains(db.string()) && Contains("version 99") && Contains("up to " + std::to_string(mlab::results::kSchemaVersion)));
+                      Contains(db.string()) && Contains("version 99") &&
+                          Contains("up to " + std::to_string(mlab::results::kSchemaVersion)));
   REQUIRE_THROWS_WITH(ResultsStore::open(db, {.read_only = true}), Contains("version 99"));
   raw_exec(db, "UPDATE schema_version SET version = 2");
   CHECK(count_samples(db) == 1);
