@@ -153,7 +153,8 @@ at::Tensor dense_attention_stat(const at::Tensor& q, const at::Tensor& keys,
   };
   if (which == AttentionStat::kLastQuery) return probs(L - 1, 1).squeeze(2);
   // Blocks of queries so that [B, H, block, S] stays small for long prompts.
-  const int64_t block = std::max<int64_t>(1, (int64_t{1} << 22) / std::max<int64_t>(1, H * S));
+  const int64_t block =
+      std::max<int64_t>(1, kAttentionStatBlockElements / std::max<int64_t>(1, q.size(0) * H * S));
   at::Tensor sum = at::zeros({q.size(0), H, S}, q.options().dtype(at::kFloat));
   for (int64_t from = 0; from < L; from += block) {
     sum += probs(from, std::min(block, L - from)).sum(2);

@@ -34,6 +34,10 @@ enum class AttentionStat {
   kQuerySum,   // probabilities summed over the L new queries (H2O's accumulated attention)
 };
 
+// Elements of the f32 probability block [B, H, queries, S] an attention statistic is computed in
+// (256 MiB): long prompts are summed over query blocks of this size, never all [L, S] at once.
+inline constexpr int64_t kAttentionStatBlockElements = int64_t{1} << 26;
+
 // A pruning policy (methods/h2o, methods/tova, methods/streaming_llm): one instance per layer
 // cache, owning its per-token scores. The attention layer calls KvCache::prune() after every
 // attention forward (prefill and decode); the policy keeps its state in step with the cache's

@@ -292,7 +292,8 @@ at::Tensor MlaAttention::latent_attention_stat(const at::Tensor& q_rope, const a
         .reshape({B, heads, count, S});
   };
   if (which == AttentionStat::kLastQuery) return probs(L - 1, 1).squeeze(2);
-  const int64_t block = std::max<int64_t>(1, (int64_t{1} << 22) / std::max<int64_t>(1, heads * S));
+  const int64_t block =
+      std::max<int64_t>(1, kAttentionStatBlockElements / std::max<int64_t>(1, B * heads * S));
   at::Tensor sum = at::zeros({B, heads, S}, q_rope.options().dtype(at::kFloat));
   for (int64_t from = 0; from < L; from += block) {
     sum += probs(from, std::min(block, L - from)).sum(2);
