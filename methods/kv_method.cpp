@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+
 #include "core/error.hpp"
 #include "core/strings.hpp"
 #include "methods/registry.hpp"
@@ -103,44 +105,20 @@ std::vector<std::string> split_method_list(std::string_view list) {
 }
 
 MethodStack make_method_stack(std::string_view spec_text, const models::Vlm* vlm) {
-  std::vector<MethodSpec> parts;
+  std::vector<MethodSpec> parts = parse_method_stack(spec_text);
   std::optional<models::MlaConfig> mla;
   if (vlm != nullptr) mla = models::MlaConfig::from_model_config(vlm->config());
-  if (vlm != nullptr && mla) {
+  if (mla && mla->stage == 2) {
     // A converted model runs its latent cache under every stack: `full` is `mha2mla`, and a
-    // stack without mha2mla gets it in front. d_kv / rope_dim come from the model.
-    std::string text(trim(spec_text));
-    if (text == "full") text = "mha2mla";
-    bool has = false;
-    for (const auto& part : split(text, '+')) {
-      const std::string name(trim(part.substr(0, part.find(':'))));
-      has = has || name == "mha2mla";
-      MLAB_CHECK(name != "full", "method spec '", std::string(spec_text),
-                 "': 'full' cannot be stacked");
-    }
-    if (!has) text = "mha2mla+" + text;
-    // Fill d_kv / rope_dim of the mha2mla part from the model where they are not written.
-    std::string filled;
-    for (const auto& part_raw : split(text, '+')) {
-      std::string part(trim(part_raw));
-      const std::string name(trim(std::string_view(part).substr(0, part.find(':'))));
-      if (name == "mha2mla") {
-        std::vector<std::string> extra;
-        if (part.find("d_kv") == std::string::npos)
-          extra.push_back("d_kv=" + std::to_string(mla->stage == 2 ? mla->d_kv : 0));
-        if (part.find("rope_dim") == std::string::npos)
-          extra.push_back("rope_dim=" + std::to_string(mla->rope_dim));
-        if (!extra.empty())
-          part += (part.find(':') == std::string::npos ? ":" : ",") + join(extra, ",");
-      }
-      filled += (filled.empty() ? "" : "+") + part;
-    }
-    MLAB_CHECK(mla->stage == 2, "method '", std::string(spec_text), "': the model at ",
-               vlm->dir().string(),
-               " is a stage-1 MHA2MLA model (partial RoPE only, no latent cache to evaluate)");
-    parts = parse_method_stack(filled);
-  } else {
-    parts = parse_method_stack(spec_text);
+    // stack without mha2mla gets it in front; d_kv / rope_dim not written are the model's
+    // (written ones must agree: Mha2mlaMethod::check_model). A stage-1 model (partial RoPE
+    // only) has no latent to speak of: its stacks run as written, K/V caches included.
+    if (parts.size() == 1 && parts[0].name == "full") parts[0] = MethodSpec{"mha2mla", {}};
+    auto it = std::find_if(parts.begin(), parts.end(),
+                           [](const MethodSpec& p) { return p.name == "mha2mla"; });
+    if (it == parts.end()) it = parts.insert(parts.begin(), MethodSpec{"mha2mla", {}});
+    it->options.emplace("d_kv", std::to_string(mla->d_kv));
+    it->options.emplace("rope_dim", std::to_string(mla->rope_dim));
   }
   // Every option resolved (defaults written out), so methods read their options from one place.
   parts = parse_method_stack(format_method_stack(parts));

@@ -22,6 +22,9 @@ class Mha2mlaMethod final : public KvMethod {
                " is not converted to MLA (its config.json has no \"mha2mla\" block); convert it "
                "first with `mla-bench convert --model DIR --out DIR`, or evaluate it with full, "
                "quanto, hqq, h2o, tova or streaming_llm");
+    MLAB_CHECK(mla->stage == 2, "method mha2mla: the model at ", vlm.dir().string(),
+               " is a stage-1 MHA2MLA model (partial RoPE only): it has no latent cache; "
+               "evaluate it with full (or any other method), or convert it to stage 2");
     auto agree = [&](const char* key, int64_t model_value) {
       const auto it = spec_.options.find(key);
       if (it == spec_.options.end()) return;

@@ -138,3 +138,39 @@ TEST_CASE("eval: every Table 2 row runs from its method_spec with measured KV by
   CHECK(r.code == 0);
   CHECK_THAT(r.out, Contains("-81.25%") && Contains("-62.50%"));
 }
+
+TEST_CASE("eval: stacks on converted models resolve against the model",
+          "[harness][eval][method:mha2mla]") {
+  const auto dir = mlab::test::scratch_dir("eval_converted");
+  const auto db = (dir / "r.sqlite").string();
+  const auto data = mlab::test::data_dir();
+  for (const std::string stage : {"1", "2"}) {
+    const auto out = dir / ("stage" + stage);
+    auto r =
+        mlab::test::run_mla_bench("convert --model " + llava().string() + " --out " + out.string() +
+                                  " --rope 2norm --rope-dims 4 --d-kv 16 " + "--svd md --stage " +
+                                  stage + " --calib " + (data / "datasets" / "pope").string());
+    INFO(r.out << r.err);
+    REQUIRE(r.code == 0);
+  }
+  // Stage 2: full means the latent cache, a bare quantizer is stacked on it, d_kv is the model's.
+  auto r = mlab::test::run_mla_bench(eval_args(dir / "stage2", db, "s2") +
+                                     " --methods 'full,quanto:bits=2'");
+  INFO(r.out << r.err);
+  CHECK(r.code == 0);
+  CHECK_THAT(r.out, Contains("method mha2mla:d_kv=16,rope_dim=4\n") &&
+                        Contains("method mha2mla:d_kv=16,rope_dim=4+quanto:bits=2"));
+  r = mlab::test::run_mla_bench(eval_args(dir / "stage2", db, "s2-bad") +
+                                " --methods mha2mla:d_kv=32");
+  CHECK(r.code == 2);
+  CHECK_THAT(r.err, Contains("was converted with d_kv=16"));
+  // Stage 1 (partial RoPE only): no latent; stacks run on its reconstructed K/V.
+  r = mlab::test::run_mla_bench(eval_args(dir / "stage1", db, "s1") +
+                                " --methods 'full,quanto:bits=4,tova:budget=0.5'");
+  INFO(r.out << r.err);
+  CHECK(r.code == 0);
+  CHECK_THAT(r.out, Contains("method full\n") && Contains("method tova:budget=0.5"));
+  r = mlab::test::run_mla_bench(eval_args(dir / "stage1", db, "s1-bad") + " --methods mha2mla");
+  CHECK(r.code == 2);
+  CHECK_THAT(r.err, Contains("stage-1 MHA2MLA model"));
+}
