@@ -260,6 +260,10 @@ int run_eval(const EvalOptions& o, std::ostream& out) {
   std::vector<std::string> method_specs = methods::split_method_list(methods_text);
   for (auto& spec : method_specs) spec = methods::expand_method_presets(spec);
   if (method_specs.empty()) throw UsageError("eval: --methods is empty (e.g. --methods full)");
+  if (!o.paper_row.empty() && method_specs.size() > 1) {
+    throw UsageError("eval: --paper-row " + o.paper_row + " is one table cell row; give one " +
+                     "method stack with it, not " + std::to_string(method_specs.size()));
+  }
   for (const auto& spec : method_specs) {
     try {
       methods::parse_method_stack(spec);
@@ -351,7 +355,9 @@ int run_eval(const EvalOptions& o, std::ostream& out) {
       }
       info.config["paper_row"] = o.paper_row;
     }
-    if (!o.series.empty()) info.config["series"] = o.series;
+    // One trend per method: with several stacks, each gets its own series under --series.
+    if (!o.series.empty())
+      info.config["series"] = stacks.size() > 1 ? o.series + "/" + method : o.series;
     const int64_t run = store.begin_run(info);
     out << "run '" << info.name << "' (id " << run << ") in " << o.db.string();
     out << "; method " << method;

@@ -60,6 +60,11 @@ TEST_CASE("eval --methods: bad specs exit 2 and list what is valid",
     CHECK(r.code == 2);
     CHECK_THAT(r.err, Contains(message));
   }
+  // A paper row is one run: several stacks with it are refused.
+  const auto two = mlab::test::run_mla_bench(eval_args(llava(), db, "two") +
+                                             " --methods full,h2o --paper-row table2/origin/bf16");
+  CHECK(two.code == 2);
+  CHECK_THAT(two.err, Contains("give one method stack with it, not 2"));
   // Nothing was stored for the refused specs: only the one valid run exists.
   mlab::results::OpenOptions ro;
   ro.read_only = true;
