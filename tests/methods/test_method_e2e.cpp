@@ -33,6 +33,8 @@
 
 namespace {
 
+using mlab::test::inputs_of;
+
 namespace fs = std::filesystem;
 using mlab::models::AttentionImpl;
 using mlab::models::Checkpoint;
@@ -60,16 +62,6 @@ const std::string& meta(const Checkpoint& ref, const std::string& key) {
   const auto it = ref.metadata().find(key);
   REQUIRE(it != ref.metadata().end());
   return it->second;
-}
-
-VlmInputs inputs_of(const Checkpoint& ref) {
-  VlmInputs in;
-  in.input_ids = ref.get("input_ids").clone();
-  in.attention_mask = ref.get("attention_mask").clone();
-  in.pixel_values = ref.get("pixel_values").clone();
-  if (ref.contains("image_sizes")) in.image_sizes = ref.get("image_sizes").clone();
-  if (ref.contains("image_grid_thw")) in.image_grid_thw = ref.get("image_grid_thw").clone();
-  return in;
 }
 
 const Vlm& model(const std::string& family, AttentionImpl impl) {

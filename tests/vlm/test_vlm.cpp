@@ -17,6 +17,8 @@
 
 namespace {
 
+using mlab::test::inputs_of;
+
 using mlab::models::Checkpoint;
 using mlab::models::Vlm;
 using mlab::models::VlmInputs;
@@ -27,16 +29,6 @@ const char* kQuestion =
 std::filesystem::path vlm_dir() { return mlab::test::tiny_vlm_dir(); }
 using mlab::test::rel_diff;
 using mlab::test::report;
-
-VlmInputs inputs_of(const Checkpoint& ref) {
-  VlmInputs in;
-  in.input_ids = ref.get("input_ids").clone();
-  in.attention_mask = ref.get("attention_mask").clone();
-  in.pixel_values = ref.get("pixel_values").clone();
-  if (ref.contains("image_sizes")) in.image_sizes = ref.get("image_sizes").clone();
-  if (ref.contains("image_grid_thw")) in.image_grid_thw = ref.get("image_grid_thw").clone();
-  return in;
-}
 
 const std::vector<std::string>& families() { return mlab::test::vlm_families(); }
 

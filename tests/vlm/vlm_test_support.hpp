@@ -9,9 +9,23 @@
 #include <string>
 #include <vector>
 
+#include "models/io/checkpoint.hpp"
+#include "models/runtime/vlm.hpp"
 #include "tests/support/catch_torch.hpp"
 
 namespace mlab::test {
+
+// The processor outputs a reference file stores (input_ids, attention_mask, pixel_values and
+// the family's image_sizes / image_grid_thw), as the model's inputs.
+inline models::VlmInputs inputs_of(const models::Checkpoint& ref) {
+  models::VlmInputs in;
+  in.input_ids = ref.get("input_ids").clone();
+  in.attention_mask = ref.get("attention_mask").clone();
+  in.pixel_values = ref.get("pixel_values").clone();
+  if (ref.contains("image_sizes")) in.image_sizes = ref.get("image_sizes").clone();
+  if (ref.contains("image_grid_thw")) in.image_grid_thw = ref.get("image_grid_thw").clone();
+  return in;
+}
 
 inline std::filesystem::path tiny_vlm_dir() { return data_dir() / "tiny_vlms"; }
 
