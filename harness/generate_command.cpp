@@ -181,6 +181,7 @@ int run_generate(const GenerateOptions& o, std::ostream& out) {
   go.stop_strings = o.stop;
   go.stop_at_eos = !o.no_eos;
   go.cache_factory = stack->cache_factory();
+  go.prefill_chunk = stack->recipe().prefill_chunk;
   for (int i = 0; i < o.warmup; ++i) vlm.generate(inputs, go);
   const int device_index = vo.device.is_cuda() ? vo.device.index() < 0 ? 0 : vo.device.index() : -1;
   int64_t before = -1;  // allocated bytes when the measured run starts (weights, inputs)

@@ -179,3 +179,28 @@ TEST_CASE("eval: stacks on converted models resolve against the model",
   CHECK(r.code == 2);
   CHECK_THAT(r.err, Contains("stage-1 MHA2MLA model"));
 }
+
+TEST_CASE("generate --methods: one stack, its KV bytes and peak in --json; bad specs exit 2",
+          "[harness][generate][method:tova][method:hqq]") {
+  const auto data = mlab::test::data_dir();
+  const std::string base = "generate --model " + llava().string() + " --image " +
+                           (data / "images" / "gray.png").string() +
+                           " --prompt 'Red?' --max-new-tokens 6 --no-eos --json";
+  auto r = mlab::test::run_mla_bench(base + " --methods tova:tokens=8,chunk=4");
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  const auto j = nlohmann::json::parse(r.out);
+  CHECK(j.at("method") == "tova:tokens=8,sink=0,recent=0,recent_ratio=0,protect_image=0,chunk=4");
+  // 8 tokens held by each of the 2 layers: 8 x 2 x (K + V of 4 heads x 16 dims) x f32.
+  CHECK(j.at("kv_bytes").get<int64_t>() == 8 * 2 * 2 * 4 * 16 * 4);
+  CHECK(j.at("kv_bytes_peak").get<int64_t>() == j.at("kv_bytes").get<int64_t>());
+  r = mlab::test::run_mla_bench(base + " --methods hqq:bits=2,residual=2");
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  const auto q = nlohmann::json::parse(r.out);
+  CHECK(q.at("kv_bytes_peak").get<int64_t>() >= q.at("kv_bytes").get<int64_t>());
+  CHECK(q.at("kv_bytes").get<int64_t>() < 2 * 2 * 4 * 16 * 4 * q.at("kv_tokens").get<int64_t>());
+  r = mlab::test::run_mla_bench(base + " --methods hqq:bits=3");
+  CHECK(r.code == 2);
+  CHECK_THAT(r.err, Contains("must be 2 or 4"));
+}
