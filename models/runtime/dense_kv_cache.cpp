@@ -135,12 +135,26 @@ at::Tensor dense_attention(const at::Tensor& q, const at::Tensor& k_in, const at
   return compat::sdpa_gqa(q, k, v, mask, is_causal, scale);
 }
 
+at::Tensor reduce_attention_stat(AttentionStat which, int64_t L, int64_t per_query,
+                                 const std::function<at::Tensor(int64_t, int64_t)>& probs) {
+  TORCH_CHECK(which != AttentionStat::kNone && L > 0, "attention statistic: none asked");
+  if (which == AttentionStat::kLastQuery) return probs(L - 1, 1).squeeze(2);
+  // Blocks of queries so that [B, H, block, S] stays small for long prompts.
+  const int64_t block =
+      std::max<int64_t>(1, kAttentionStatBlockElements / std::max<int64_t>(1, per_query));
+  at::Tensor sum;
+  for (int64_t from = 0; from < L; from += block) {
+    const at::Tensor part = probs(from, std::min(block, L - from)).sum(2);
+    sum = sum.defined() ? sum + part : part;
+  }
+  return sum;
+}
+
 at::Tensor dense_attention_stat(const at::Tensor& q, const at::Tensor& keys,
                                 const at::Tensor& valid, double scale, AttentionStat which) {
   TORCH_CHECK(
       q.dim() == 4 && keys.dim() == 4 && q.size(1) % keys.size(1) == 0 && q.size(2) <= keys.size(2),
       "attention statistic: q ", q.sizes(), " does not fit the cached keys ", keys.sizes());
-  TORCH_CHECK(which != AttentionStat::kNone, "attention statistic: none asked");
   const int64_t L = q.size(2), H = q.size(1), n_rep = H / keys.size(1), S = keys.size(2);
   // f32 keys repeated per query head: [B, H, S, D]
   const at::Tensor k = keys.to(at::kFloat).repeat_interleave(n_rep, 1);
@@ -151,15 +165,7 @@ at::Tensor dense_attention_stat(const at::Tensor& q, const at::Tensor& keys,
                       -std::numeric_limits<float>::infinity());
     return at::softmax(s, -1);  // f32 [B, H, count, S]
   };
-  if (which == AttentionStat::kLastQuery) return probs(L - 1, 1).squeeze(2);
-  // Blocks of queries so that [B, H, block, S] stays small for long prompts.
-  const int64_t block =
-      std::max<int64_t>(1, kAttentionStatBlockElements / std::max<int64_t>(1, q.size(0) * H * S));
-  at::Tensor sum = at::zeros({q.size(0), H, S}, q.options().dtype(at::kFloat));
-  for (int64_t from = 0; from < L; from += block) {
-    sum += probs(from, std::min(block, L - from)).sum(2);
-  }
-  return sum;
+  return reduce_attention_stat(which, L, q.size(0) * H * S, probs);
 }
 
 at::Tensor DenseKvCache::attend(const at::Tensor& q, double scale) {

@@ -3,6 +3,8 @@
 // doubling (amortised O(1) appends). The `full` method's cache and the reference for every other.
 #include <ATen/core/Tensor.h>
 
+#include <functional>
+
 #include "models/runtime/kv_cache.hpp"
 
 namespace mlab::models {
@@ -14,6 +16,12 @@ namespace mlab::models {
 at::Tensor dense_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                            const at::Tensor& valid, bool all_valid, AttentionImpl impl,
                            double scale);
+// The statistic `which` of L queries from their probabilities: probs(from, count) gives f32
+// [B, H, count, S] for the queries [from, from + count) (per_query = B * H * S elements a
+// query); kLastQuery returns the last one's row, kQuerySum the sum over all L, taken in blocks of
+// kAttentionStatBlockElements so that long prompts never hold [L, S] at once. f32 [B, H, S].
+at::Tensor reduce_attention_stat(AttentionStat which, int64_t L, int64_t per_query,
+                                 const std::function<at::Tensor(int64_t, int64_t)>& probs);
 // The pruning statistic of q over k (KvCache::attention_stat): f32 [B, H, S].
 at::Tensor dense_attention_stat(const at::Tensor& q, const at::Tensor& k, const at::Tensor& valid,
                                 double scale, AttentionStat which);

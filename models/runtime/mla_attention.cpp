@@ -9,6 +9,7 @@
 #include "compat/torch_compat.hpp"
 #include "core/error.hpp"
 #include "models/nn/nn.hpp"
+#include "models/runtime/dense_kv_cache.hpp"
 
 namespace mlab::models {
 
@@ -282,7 +283,6 @@ at::Tensor MlaAttention::attend_absorbed(const at::Tensor& q_rope, const at::Ten
 at::Tensor MlaAttention::latent_attention_stat(const at::Tensor& q_rope, const at::Tensor& q_nope,
                                                const LatentKvCache& cache,
                                                AttentionStat which) const {
-  TORCH_CHECK(which != AttentionStat::kNone, "MlaAttention: no attention statistic asked");
   const int64_t B = q_rope.size(0), L = q_rope.size(2), S = cache.tokens();
   const int64_t G = heads / kv_heads;
   // [B, H_kv, G*count, S] -> per query head [B, H, count, S] (head h = kv * G + g).
@@ -291,14 +291,7 @@ at::Tensor MlaAttention::latent_attention_stat(const at::Tensor& q_rope, const a
         .view({B, kv_heads, G, count, S})
         .reshape({B, heads, count, S});
   };
-  if (which == AttentionStat::kLastQuery) return probs(L - 1, 1).squeeze(2);
-  const int64_t block =
-      std::max<int64_t>(1, kAttentionStatBlockElements / std::max<int64_t>(1, B * heads * S));
-  at::Tensor sum = at::zeros({B, heads, S}, q_rope.options().dtype(at::kFloat));
-  for (int64_t from = 0; from < L; from += block) {
-    sum += probs(from, std::min(block, L - from)).sum(2);
-  }
-  return sum;
+  return reduce_attention_stat(which, L, B * heads * S, probs);
 }
 
 std::unique_ptr<KvCache> MlaAttention::make_cache(AttentionImpl, int64_t reserve_tokens) const {

@@ -2,6 +2,9 @@
 
 #include <ATen/ATen.h>
 
+#include <tuple>
+#include <utility>
+
 #include "core/error.hpp"
 #include "models/runtime/dense_kv_cache.hpp"
 
@@ -26,6 +29,20 @@ void QuantizedKvCache::quantize_all(const at::Tensor& k, const at::Tensor& v) {
   res_v_ = at::Tensor();
 }
 
+std::pair<at::Tensor, at::Tensor> QuantizedKvCache::stored(const at::Tensor& k,
+                                                           const at::Tensor& v) const {
+  std::vector<at::Tensor> ks = {q_k_->dequantize()}, vs = {q_v_->dequantize()};
+  if (res_k_.defined()) {
+    ks.push_back(res_k_);
+    vs.push_back(res_v_);
+  }
+  if (k.defined()) {
+    ks.push_back(k);
+    vs.push_back(v);
+  }
+  return {at::cat(ks, 2), at::cat(vs, 2)};
+}
+
 void QuantizedKvCache::append(const at::Tensor& k, const at::Tensor& v, const at::Tensor& valid) {
   TORCH_CHECK(k.dim() == 4 && v.dim() == 4 && k.sizes().slice(0, 3) == v.sizes().slice(0, 3),
               "QuantizedKvCache::append: k ", k.sizes(), " and v ", v.sizes(),
@@ -46,15 +63,7 @@ void QuantizedKvCache::append(const at::Tensor& k, const at::Tensor& v, const at
   }
   TORCH_CHECK(k.size(0) == valid_.size(0), "QuantizedKvCache::append: batch ", k.size(0),
               " does not match the cache's ", valid_.size(0));
-  std::vector<at::Tensor> ks = {q_k_->dequantize()}, vs = {q_v_->dequantize()};
-  if (res_k_.defined()) {
-    ks.push_back(res_k_);
-    vs.push_back(res_v_);
-  }
-  ks.push_back(k);
-  vs.push_back(v);
-  cur_k_ = at::cat(ks, 2);
-  cur_v_ = at::cat(vs, 2);
+  std::tie(cur_k_, cur_v_) = stored(k, v);
   if (valid_.size(1) != 1) new_valid = new_valid.expand({-1, valid_.size(1), -1});
   valid_ = at::cat({valid_, new_valid}, 2);
   size_ += L;
@@ -89,16 +98,7 @@ void QuantizedKvCache::after_prune() {
 void QuantizedKvCache::keep(const at::Tensor& indices) {
   TORCH_CHECK(q_k_ && indices.dim() == 3 && indices.size(0) == valid_.size(0),
               "QuantizedKvCache::keep: indices ", indices.sizes(), " must be [B, H_kv, S']");
-  at::Tensor k = cur_k_, v = cur_v_;
-  if (!k.defined()) {
-    std::vector<at::Tensor> ks = {q_k_->dequantize()}, vs = {q_v_->dequantize()};
-    if (res_k_.defined()) {
-      ks.push_back(res_k_);
-      vs.push_back(res_v_);
-    }
-    k = at::cat(ks, 2);
-    v = at::cat(vs, 2);
-  }
+  auto [k, v] = cur_k_.defined() ? std::pair(cur_k_, cur_v_) : stored({}, {});
   TORCH_CHECK(indices.size(1) == k.size(1), "QuantizedKvCache::keep: indices ", indices.sizes(),
               " must be [B, H_kv = ", k.size(1), ", S']");
   const auto idx = indices.to(k.device(), at::kLong);

@@ -12,6 +12,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <memory>
+#include <utility>
 
 #include "models/runtime/kv_cache.hpp"
 #include "models/runtime/quantizer.hpp"
@@ -55,6 +56,9 @@ class QuantizedKvCache final : public KvCache {
 
  private:
   void quantize_all(const at::Tensor& k, const at::Tensor& v);
+  // cat(dequantize(Q), residual[, k_new]) for keys and values: what the cache holds, in full
+  // precision (k_new / v_new undefined: nothing appended).
+  std::pair<at::Tensor, at::Tensor> stored(const at::Tensor& k_new, const at::Tensor& v_new) const;
 
   std::shared_ptr<const Quantizer> key_quantizer_, value_quantizer_;
   int64_t residual_;
