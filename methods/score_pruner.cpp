@@ -75,6 +75,12 @@ std::string format_budget_size(const PruneBudget& budget) {
                            : "budget=" + format_real(budget.ratio);
 }
 
+std::string format_budget_spec(std::string_view method, const PruneBudget& b) {
+  return std::string(method) + ":" + format_budget_size(b) + ",sink=" + std::to_string(b.sink) +
+         ",recent=" + std::to_string(b.recent) + ",recent_ratio=" + format_real(b.recent_ratio) +
+         ",protect_image=" + (b.protect_image ? "1" : "0");
+}
+
 ScorePruner::ScorePruner(PruneBudget budget) : budget_(budget) {
   MLAB_CHECK((budget_.tokens > 0) != (budget_.ratio > 0),
              "pruning budget: exactly one of a kept fraction (budget, got ", budget_.ratio,

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 
 #include "models/runtime/kv_cache.hpp"
 
@@ -44,6 +45,9 @@ PruneBudget parse_prune_budget(const std::map<std::string, std::string>& options
                                PruneBudget defaults);
 // "budget=0.5" or "tokens=64" (the shortest text that reads back as the same double).
 std::string format_budget_size(const PruneBudget& budget);
+// "<method>:<size>,sink=..,recent=..,recent_ratio=..,protect_image=0|1": a pruner's name with
+// every budget field written out (the spec's order).
+std::string format_budget_spec(std::string_view method, const PruneBudget& budget);
 // Integer option `key` of `options` (0 | 1 flags included), `fallback` when absent.
 int64_t option_int(const std::map<std::string, std::string>& options, const std::string& key,
                    int64_t fallback);

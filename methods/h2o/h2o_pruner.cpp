@@ -8,10 +8,7 @@ namespace mlab::methods {
 
 H2oPruner::H2oPruner(H2oOptions options)
     : ScorePruner(options.budget), options_(std::move(options)) {
-  const PruneBudget& b = options_.budget;
-  name_ = "h2o:" + format_budget_size(b) + ",sink=" + std::to_string(b.sink) +
-          ",recent=" + std::to_string(b.recent) + ",recent_ratio=" + format_real(b.recent_ratio) +
-          ",protect_image=" + (b.protect_image ? "1" : "0") +
+  name_ = format_budget_spec("h2o", options_.budget) +
           ",per_kv_head=" + (options_.per_kv_head ? "1" : "0") +
           ",normalize=" + (options_.normalize ? "1" : "0");
 }

@@ -8,10 +8,7 @@ namespace mlab::methods {
 
 TovaPruner::TovaPruner(TovaOptions options)
     : ScorePruner(options.budget), options_(std::move(options)) {
-  const PruneBudget& b = options_.budget;
-  name_ = "tova:" + format_budget_size(b) + ",sink=" + std::to_string(b.sink) +
-          ",recent=" + std::to_string(b.recent) + ",recent_ratio=" + format_real(b.recent_ratio) +
-          ",protect_image=" + (b.protect_image ? "1" : "0");
+  name_ = format_budget_spec("tova", options_.budget);
 }
 
 std::unique_ptr<TovaPruner> TovaPruner::from_options(
