@@ -102,7 +102,16 @@ struct Cli {
     convert->add_option("--stage", conv->stage, "1 = partial RoPE only, 2 = MLA")
         ->capture_default_str();
     convert->add_option("--d-kv", conv->d_kv, "Latent dims per KV head")->capture_default_str();
-    convert->add_option("--svd", conv->svd, "Latent init: md | joint | weight")
+    convert
+        ->add_option("--svd", conv->svd,
+                     "Latent init: md (MD-SVD, the paper's) | activation (activation-aware SVD of "
+                     "both modalities together; 'joint' before F14) | weight (plain SVD: the "
+                     "authors' svd_init_method 'joint')")
+        ->capture_default_str();
+    convert
+        ->add_option("--format", conv->format,
+                     "config.json dialect: authors (their arguments.py block: their "
+                     "train_stage2.py and lmms-eval load the dir) | mlab (our keys only)")
         ->capture_default_str();
     convert->add_option("--calib", conv->calib, "Calibration dataset dir (docs/formats.md)");
     convert->add_option("--calib-limit", conv->calib_limit, "Calibration samples at most")

@@ -141,7 +141,8 @@ struct ConvertOptions {
   std::filesystem::path ranks;  // rank file instead of scoring
   int stage = 2;                // 1 partial RoPE | 2 MLA
   int64_t d_kv = 64;
-  std::string svd = "md";       // md | joint | weight
+  std::string svd = "md";       // md | activation | weight ("joint": old name of activation)
+  std::string format = "authors";  // config.json dialect: authors | mlab
   std::filesystem::path calib;  // dataset dir of calibration samples
   int64_t calib_limit = 512;
   int64_t mkl_queries = 64;

@@ -71,7 +71,8 @@ int run_convert(const ConvertOptions& o, std::ostream& out) {
   co.ranks = o.ranks;
   co.stage = o.stage;
   co.d_kv = o.d_kv;
-  co.svd = o.svd;
+  co.svd = methods::canonical_svd_init(o.svd);
+  methods::parse_save_format(o.format);  // fail before the slow part
   co.mkl_queries = o.mkl_queries;
   co.mkl_samples = o.mkl_samples;
   std::vector<models::VlmRequest> calibration;
@@ -100,7 +101,7 @@ int run_convert(const ConvertOptions& o, std::ostream& out) {
     }
   };
   const auto report = methods::convert_to_mla(vlm, co, calibration, progress);
-  methods::save_converted(vlm, report, o.out);
+  methods::save_converted(vlm, report, o.out, methods::parse_save_format(o.format));
 
   // The kept frequencies by quarter of the spectrum (Fig. 5's profile, f = 0 highest).
   const int64_t F = vlm.config().text.head_dim / 2;

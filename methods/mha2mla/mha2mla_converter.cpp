@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <future>
 #include <nlohmann/json.hpp>
@@ -16,6 +17,7 @@
 #include "models/nn/nn.hpp"
 #include "models/nn/weights.hpp"
 #include "models/runtime/gqa_attention.hpp"
+#include "models/runtime/mha2mla_block.hpp"
 
 namespace mlab::methods {
 
@@ -54,14 +56,26 @@ class ObservedAttention final : public AttentionLayer {
   Hook hook_;
 };
 
+// Calibration samples: chat requests (prepared here) or ready model inputs (one sample each).
+struct Calibration {
+  std::span<const models::VlmRequest> requests;
+  std::span<const models::VlmInputs> inputs;
+  std::size_t size() const { return inputs.empty() ? requests.size() : inputs.size(); }
+  bool empty() const { return size() == 0; }
+  Calibration first(std::size_t n) const {
+    if (n >= size()) return *this;
+    return inputs.empty() ? Calibration{requests.subspan(0, n), {}}
+                          : Calibration{{}, inputs.subspan(0, n)};
+  }
+};
+
 using LayerHook =
     std::function<void(int64_t layer, const AttentionLayer& inner, const at::Tensor& x,
                        const models::RopeTables&, const models::TokenInfo&)>;
 
 // Runs every calibration request (one at a time) through `vlm` with `hook` on every layer.
-void run_calibration(models::Vlm& vlm, std::span<const models::VlmRequest> requests,
-                     const LayerHook& hook, const std::string& stage,
-                     const ConvertProgress& progress) {
+void run_calibration(models::Vlm& vlm, const Calibration& calibration, const LayerHook& hook,
+                     const std::string& stage, const ConvertProgress& progress) {
   auto& layers = vlm.decoder().layers();
   std::vector<ObservedAttention*> observed;
   for (std::size_t i = 0; i < layers.size(); ++i) {
@@ -75,17 +89,20 @@ void run_calibration(models::Vlm& vlm, std::span<const models::VlmRequest> reque
     observed.push_back(wrapped.get());
     layers[i].attention = std::move(wrapped);
   }
+  const std::size_t n_total = calibration.size();
   try {
-    // Tokenising and image preprocessing (CPU) of request n + 1 overlap the forward of request n.
-    auto prepare = [&vlm, requests](std::size_t n) { return vlm.prepare(requests.subspan(n, 1)); };
+    // Tokenising and image preprocessing (CPU) of sample n + 1 overlap the forward of sample n.
+    auto prepare = [&vlm, &calibration](std::size_t n) -> models::VlmInputs {
+      if (!calibration.inputs.empty()) return calibration.inputs[n];
+      return vlm.prepare(calibration.requests.subspan(n, 1));
+    };
     std::future<models::VlmInputs> next;
-    if (!requests.empty()) next = std::async(std::launch::async, prepare, std::size_t{0});
-    for (std::size_t n = 0; n < requests.size(); ++n) {
+    if (n_total > 0) next = std::async(std::launch::async, prepare, std::size_t{0});
+    for (std::size_t n = 0; n < n_total; ++n) {
       const models::VlmInputs inputs = next.get();
-      if (n + 1 < requests.size()) next = std::async(std::launch::async, prepare, n + 1);
+      if (n + 1 < n_total) next = std::async(std::launch::async, prepare, n + 1);
       vlm.prefill(inputs);
-      if (progress)
-        progress(stage, static_cast<int64_t>(n + 1), static_cast<int64_t>(requests.size()));
+      if (progress) progress(stage, static_cast<int64_t>(n + 1), static_cast<int64_t>(n_total));
     }
   } catch (...) {
     for (std::size_t i = 0; i < layers.size(); ++i) layers[i].attention = observed[i]->release();
@@ -123,8 +140,8 @@ void check_options(const ConvertOptions& o, const models::TextConfig& c) {
   MLAB_CHECK(o.stage == 1 || o.stage == 2, "mha2mla: stage must be 1 or 2, got ", o.stage);
   MLAB_CHECK(o.rope_dim > 0 && o.rope_dim % 2 == 0 && o.rope_dim <= c.head_dim,
              "mha2mla: rope_dim ", o.rope_dim, " must be even and in (0, ", c.head_dim, "]");
-  MLAB_CHECK(o.svd == "md" || o.svd == "joint" || o.svd == "weight", "mha2mla: unknown SVD init '",
-             o.svd, "' (expected md, joint or weight)");
+  MLAB_CHECK(o.svd == "md" || o.svd == "activation" || o.svd == "weight",
+             "mha2mla: unknown SVD init '", o.svd, "' (expected md, activation or weight)");
   if (o.stage == 2) {
     // The latent factorises [W_k_nope; W_v] (n_kv (2D - r) x E): its rank bounds d_c.
     const int64_t rows = c.num_key_value_heads * (2 * c.head_dim - o.rope_dim);
@@ -138,7 +155,7 @@ void check_options(const ConvertOptions& o, const models::TextConfig& c) {
 }
 
 KeepSets choose_keep_sets(models::Vlm& vlm, const ConvertOptions& o,
-                          std::span<const models::VlmRequest> calibration, ConvertReport& report,
+                          const Calibration& calibration, ConvertReport& report,
                           const ConvertProgress& progress) {
   const auto& c = vlm.config().text;
   const int64_t L = c.num_hidden_layers, Hk = c.num_key_value_heads, H = c.num_attention_heads,
@@ -167,10 +184,8 @@ KeepSets choose_keep_sets(models::Vlm& vlm, const ConvertOptions& o,
   } else {
     bool any_image = false;
     MklScorer scorer(L, H, Hk, D, o.mkl_queries);
-    const auto subset =
-        o.mkl_samples > 0 && static_cast<std::size_t>(o.mkl_samples) < calibration.size()
-            ? calibration.subspan(0, static_cast<std::size_t>(o.mkl_samples))
-            : calibration;
+    const Calibration subset =
+        o.mkl_samples > 0 ? calibration.first(static_cast<std::size_t>(o.mkl_samples)) : calibration;
     run_calibration(
         vlm, subset,
         [&](int64_t l, const AttentionLayer& inner, const at::Tensor& x,
@@ -234,7 +249,8 @@ MlaBranch branch_from(const LowRankFactors& f, const MlaBranch& stage1, int64_t 
   return b;
 }
 
-nlohmann::json mla_json(const models::MlaConfig& m) {
+// Our block (--format mlab): the keys the runtime reads, nothing else.
+nlohmann::json mlab_block(const models::MlaConfig& m) {
   nlohmann::json j = {{"stage", m.stage},
                       {"rope_dim_for_mla", m.rope_dim},
                       {"partial_rope_version", m.strategy},
@@ -243,36 +259,168 @@ nlohmann::json mla_json(const models::MlaConfig& m) {
   if (m.stage == 2) {
     j["low_rank"] = m.d_kv;
     j["svd_init_method"] = m.svd_init;
+    j["mlab_svd_init"] = m.svd_init;
   }
   return j;
 }
 
+// The authors' block (their arguments.py fields, as train_stage1/2.py save them) for `stage`,
+// plus our keys. Keep-sets other than high / low / uniform go out as "mkl" with the rank file
+// `ranks_file` (written by the caller). Stage 1 omits stage1_path: their llava_hf.py reads any
+// stage1_path as a directory to open (their own stage-1 dirs say "none", which it cannot load).
+nlohmann::json authors_block(const ConvertReport& report, int stage,
+                             const std::filesystem::path& ranks_file,
+                             const std::filesystem::path& stage1_dir) {
+  const models::MlaConfig& m = report.mla;
+  const bool fixed = m.strategy == "high" || m.strategy == "low" || m.strategy == "uniform";
+  nlohmann::json j = {{"peft_train", nullptr},
+                      {"partial_rope_version", fixed ? m.strategy : "mkl"},
+                      {"rope_dim_for_mla", m.rope_dim},
+                      {"uniform_start_point", m.strategy == "uniform" ? report.uniform_start : 0},
+                      {"qk_tensor_path", fixed ? nlohmann::json(nullptr)
+                                               : nlohmann::json(ranks_file.string())},
+                      {"svd_init_method", "none"},
+                      {"low_rank", 0},
+                      {"is_gqa2mha2mla", false},
+                      {"svd_init_weight_path", "none"},
+                      {"stage", stage},
+                      {"mlab_partial_rope", m.strategy},
+                      {"mlab_kept_frequencies", m.kept_frequencies},
+                      {"producer", "mla-bench convert"}};
+  if (stage == 2) {
+    // Their "joint" is the joint K/V latent (down_kv, up_k, up_v) of patch_model_stage2_multimodal;
+    // our factors are already in the weights, so no svd_init_weight_path (null: they skip it).
+    j["svd_init_method"] = "joint";
+    j["low_rank"] = m.d_kv;
+    j["stage1_path"] = stage1_dir.string();
+    j["svd_init_weight_path"] = nullptr;
+    j["mlab_svd_init"] = m.svd_init;
+  }
+  return j;
+}
+
+void write_json(const std::filesystem::path& file, const nlohmann::json& j) {
+  std::ofstream f(file);
+  MLAB_CHECK(f.good(), file.string(), ": cannot write");
+  f << j.dump(2) << "\n";
+  MLAB_CHECK(f.good(), file.string(), ": cannot write");
+}
+
+ConvertReport init_latent(models::Vlm& vlm, const ConvertOptions& o, const Calibration& calibration,
+                          const KeepSets& ks, ConvertReport report,
+                          const ConvertProgress& progress);
+
+// Ranks whose "rank < r/2" set is `ks` (kept frequencies first, each group ascending):
+// i64 [L, n_kv, D/2], for the authors' rank file when no scores or rank file exist.
+at::Tensor keep_set_ranks(const KeepSets& ks) {
+  const int64_t half = ks.head_dim / 2;
+  at::Tensor ranks = at::empty({ks.layers, ks.kv_heads, half}, at::kLong);
+  auto acc = ranks.accessor<int64_t, 3>();
+  for (int64_t l = 0; l < ks.layers; ++l) {
+    for (int64_t g = 0; g < ks.kv_heads; ++g) {
+      std::vector<bool> kept(half, false);
+      for (auto f : ks.freqs[l][g]) kept[f] = true;
+      int64_t next_kept = 0, next_other = static_cast<int64_t>(ks.freqs[l][g].size());
+      for (int64_t f = 0; f < half; ++f) acc[l][g][f] = kept[f] ? next_kept++ : next_other++;
+    }
+  }
+  return ranks;
+}
+
+// The stage-1 model `vlm` already is (every layer MlaAttention without a latent), or nullopt.
+std::optional<models::MlaConfig> stage1_input(const models::Vlm& vlm) {
+  auto mla = models::MlaConfig::from_model_config(vlm.config());
+  if (!mla) return std::nullopt;
+  MLAB_CHECK(mla->stage == 1, "mha2mla: ", vlm.dir().string(),
+             " is already a stage-2 MLA model; convert a stage-1 or an MHA/GQA model");
+  return mla;
+}
+
+ConvertReport convert_impl(models::Vlm& vlm, const ConvertOptions& o,
+                           const Calibration& calibration, const ConvertProgress& progress) {
+  const auto& c = vlm.config().text;
+  ConvertOptions opts = o;
+  opts.svd = canonical_svd_init(o.svd);
+  ConvertReport report;
+  KeepSets ks;
+  if (const auto s1 = stage1_input(vlm)) {
+    // A stage-1 model (after stage-1 fine-tuning, as the paper's pipeline): its keep-sets are
+    // fixed; only the latent is initialised (the authors' run_svd_init.py + train_stage2.py).
+    MLAB_CHECK(o.stage == 2, "mha2mla: ", vlm.dir().string(), " is a stage-1 model already");
+    opts.rope_dim = s1->rope_dim;
+    opts.strategy = "high";  // validated only; the keep-sets come from the model
+    check_options(opts, c);
+    ks = KeepSets{c.num_hidden_layers, c.num_key_value_heads, c.head_dim, s1->rope_dim,
+                  s1->kept_frequencies};
+    ks.validate();
+    report.mla = *s1;
+    report.ranks = keep_set_ranks(ks);
+    report.uniform_start =
+        vlm.config().raw["mha2mla"].value("uniform_start_point", nlohmann::json(0)).is_number_integer()
+            ? vlm.config().raw["mha2mla"]["uniform_start_point"].get<int64_t>()
+            : 0;
+  } else {
+    check_options(opts, c);
+    ks = choose_keep_sets(vlm, opts, calibration, report, progress);
+    auto& layers = vlm.decoder().layers();
+    for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+      layers[l].attention = stage1_layer(as_gqa(*layers[l].attention), ks, l);
+    }
+    report.mla.stage = 1;
+    report.mla.rope_dim = opts.rope_dim;
+    report.mla.strategy =
+        o.ranks.empty() ? opts.strategy : "ranks:" + o.ranks.filename().string();
+    report.mla.kept_frequencies = ks.freqs;
+    report.ranks = report.scores.defined() ? ranks_from_scores(report.scores)
+                   : !o.ranks.empty()      ? models::read_rank_tensor(o.ranks)
+                                           : keep_set_ranks(ks);
+    report.uniform_start = opts.uniform_start;
+  }
+  if (o.stage == 1) return report;
+  return init_latent(vlm, opts, calibration, ks, std::move(report), progress);
+}
+
 }  // namespace
+
+std::string canonical_svd_init(const std::string& name) {
+  if (name == "joint") {
+    std::fprintf(stderr,
+                 "mha2mla: --svd joint is now called 'activation' (activation-aware SVD of both "
+                 "modalities together); the authors' svd_init_method 'joint' is plain weight "
+                 "SVD, here 'weight'\n");
+    return "activation";
+  }
+  return name;
+}
 
 ConvertReport convert_to_mla(models::Vlm& vlm, const ConvertOptions& o,
                              std::span<const models::VlmRequest> calibration,
                              const ConvertProgress& progress) {
+  return convert_impl(vlm, o, Calibration{calibration, {}}, progress);
+}
+
+ConvertReport convert_to_mla_with_inputs(models::Vlm& vlm, const ConvertOptions& o,
+                                         std::span<const models::VlmInputs> calibration,
+                             const ConvertProgress& progress) {
+  return convert_impl(vlm, o, Calibration{{}, calibration}, progress);
+}
+
+namespace {
+
+ConvertReport init_latent(models::Vlm& vlm, const ConvertOptions& o, const Calibration& calibration,
+                          const KeepSets& ks, ConvertReport report,
+                          const ConvertProgress& progress) {
   const auto& c = vlm.config().text;
-  check_options(o, c);
-  ConvertReport report;
-  const KeepSets ks = choose_keep_sets(vlm, o, calibration, report, progress);
-  const int64_t L = c.num_hidden_layers, Hk = c.num_key_value_heads, D = c.head_dim,
-                E = c.hidden_size, r = o.rope_dim;
   auto& layers = vlm.decoder().layers();
-  for (int64_t l = 0; l < L; ++l) {
-    layers[l].attention = stage1_layer(as_gqa(*layers[l].attention), ks, l);
-  }
-  report.mla.stage = o.stage;
-  report.mla.rope_dim = r;
-  report.mla.strategy = o.ranks.empty() ? o.strategy : "ranks:" + o.ranks.filename().string();
-  report.mla.kept_frequencies = ks.freqs;
-  if (o.stage == 1) return report;
+  const int64_t L = c.num_hidden_layers, Hk = c.num_key_value_heads, D = c.head_dim,
+                E = c.hidden_size, r = ks.rope_dim;
+  report.mla.stage = 2;
   report.mla.d_kv = o.d_kv;
   report.mla.svd_init = o.svd;
   const int64_t dc = Hk * o.d_kv;
 
   // Calibration on the stage-1 model (§3.4): second moments of the K/V input per modality.
-  std::vector<at::Tensor> s_img, s_txt;
+  std::vector<at::Tensor> s_img, s_txt, s_all;
   if (o.svd != "weight") {
     MLAB_CHECK(!calibration.empty(), "mha2mla: SVD init '", o.svd,
                "' is activation-aware: give calibration data (--calib)");
@@ -303,6 +451,18 @@ ConvertReport convert_to_mla(models::Vlm& vlm, const ConvertOptions& o,
     report.calibration_seconds = seconds_since(start);
     MLAB_CHECK(o.svd != "md" || report.image_tokens > 0, "mha2mla: MD-SVD needs image tokens in ",
                "the calibration data (got ", report.text_tokens, " text tokens only)");
+    // The authors' normalisation (run_svd_init.py): S_m / (tokens of modality m, all samples) /
+    // samples. The product up * down does not depend on it, the factors' scale does (about
+    // (N_m * samples)^(1/4)), and with it stage-2 fine-tuning with Adam.
+    const double n = static_cast<double>(report.calibration_samples);
+    const double ni = static_cast<double>(report.image_tokens) * n,
+                 nt = static_cast<double>(report.text_tokens) * n;
+    for (int64_t l = 0; l < L; ++l) {
+      // "activation": one factorisation of the whole calibration distribution (raw sums / N).
+      s_all.push_back((s_img[l] + s_txt[l]) / (ni + nt));
+      if (ni > 0) s_img[l] /= ni;
+      if (nt > 0) s_txt[l] /= nt;
+    }
   }
 
   const auto start = Clock::now();
@@ -317,8 +477,7 @@ ConvertReport convert_to_mla(models::Vlm& vlm, const ConvertOptions& o,
       m.text = branch_from(f, stage1, k_rows, opts);
       m.image = m.text;
     } else {
-      const at::Tensor s_joint = s_img[l] + s_txt[l];
-      const auto joint = activation_svd(w, s_joint, dc, o.eig_eps);
+      const auto joint = activation_svd(w, s_all[l], dc, o.eig_eps);
       const auto plain = weight_svd(w, dc);
       LayerLoss loss;
       loss.layer = l;
@@ -351,8 +510,16 @@ ConvertReport convert_to_mla(models::Vlm& vlm, const ConvertOptions& o,
   return report;
 }
 
+}  // namespace
+
+SaveFormat parse_save_format(const std::string& name) {
+  if (name == "authors") return SaveFormat::kAuthors;
+  if (name == "mlab") return SaveFormat::kMlab;
+  MLAB_FAIL("convert: unknown --format '", name, "' (expected authors or mlab)");
+}
+
 void save_converted(const models::Vlm& vlm, const ConvertReport& report,
-                    const std::filesystem::path& out) {
+                    const std::filesystem::path& out, SaveFormat format) {
   namespace fs = std::filesystem;
   const fs::path src = vlm.dir();
   MLAB_CHECK(fs::absolute(src) != fs::absolute(out),
@@ -368,12 +535,29 @@ void save_converted(const models::Vlm& vlm, const ConvertReport& report,
   }
   // config.json: the source's, plus the mha2mla block.
   nlohmann::json config = vlm.config().raw;
-  config["mha2mla"] = mla_json(report.mla);
-  {
-    std::ofstream f(out / "config.json");
-    MLAB_CHECK(f.good(), (out / "config.json").string(), ": cannot write");
-    f << config.dump(2) << "\n";
+  if (format == SaveFormat::kMlab) {
+    config["mha2mla"] = mlab_block(report.mla);
+  } else {
+    // Absolute paths, as their code opens them from its working directory.
+    const fs::path abs_out = fs::absolute(out).lexically_normal();
+    const fs::path ranks_file = abs_out / "mha2mla_ranks.pth";
+    const fs::path stage1_dir = abs_out / "stage1";
+    const std::string& st = report.mla.strategy;
+    if (st != "high" && st != "low" && st != "uniform") {
+      MLAB_CHECK(report.ranks.defined(), "convert: no ranks for the keep-sets");
+      models::write_authors_rank_file(report.ranks, ranks_file);
+    }
+    if (report.mla.stage == 2) {
+      // Their stage-2 loaders build the stage-1 model from stage1_path's config.json first.
+      fs::create_directories(stage1_dir);
+      nlohmann::json s1 = vlm.config().raw;
+      s1.erase("mha2mla");
+      s1["mha2mla"] = authors_block(report, 1, ranks_file, stage1_dir);
+      write_json(stage1_dir / "config.json", s1);
+    }
+    config["mha2mla"] = authors_block(report, report.mla.stage, ranks_file, stage1_dir);
   }
+  write_json(out / "config.json", config);
   // Tensors: the source's (canonical names) minus the converted attention, plus the new ones.
   const models::Checkpoint ck = models::Checkpoint::open(src);
   const auto family = vlm.config().family;

@@ -39,6 +39,17 @@ std::optional<MlaConfig> MlaConfig::from_model_config(const ModelConfig& config)
     m.d_kv = j.value("low_rank", int64_t{0});
     m.strategy = j.value("partial_rope_version", std::string());
     m.svd_init = j.value("svd_init_method", std::string());
+    // Names: ours md | activation | weight ("mlab_svd_init"; before F14 our "joint" meant
+    // activation); the authors' "joint" is weight SVD, MD-SVD when svd_init_weight_path holds
+    // their run_svd_init.py factors.
+    if (j.contains("mlab_svd_init")) {
+      m.svd_init = j.at("mlab_svd_init").get<std::string>();
+    } else if (j.value("producer", std::string()) == "mla-bench convert") {
+      if (m.svd_init == "joint") m.svd_init = "activation";
+    } else if (m.svd_init == "joint") {
+      const nlohmann::json w = j.value("svd_init_weight_path", nlohmann::json());
+      m.svd_init = (w.is_string() && w.get<std::string>() != "none") ? "md" : "weight";
+    }
     m.kept_frequencies =
         j.at("mlab_kept_frequencies").get<std::vector<std::vector<std::vector<int64_t>>>>();
   } catch (const nlohmann::json::exception& e) {

@@ -40,7 +40,7 @@ struct MlaConfig {
   int64_t rope_dim = 32;  // r: RoPE dims kept per head (rope_dim_for_mla)
   int64_t d_kv = 0;       // latent per KV head (low_rank); d_c = H_kv * d_kv (stage 2)
   std::string strategy;   // partial_rope_version
-  std::string svd_init;   // md | joint | weight (stage 2)
+  std::string svd_init;   // md | activation | weight (stage 2)
   // Kept frequencies [layer][kv head] (ascending, r/2 each).
   std::vector<std::vector<std::vector<int64_t>>> kept_frequencies;
   // Parses config.raw["mha2mla"]; nullopt when absent. Throws mlab::Error naming the key.

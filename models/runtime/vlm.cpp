@@ -10,6 +10,7 @@
 #include "compat/torch_compat.hpp"
 #include "core/error.hpp"
 #include "models/image/image_processor_factory.hpp"
+#include "models/runtime/mha2mla_block.hpp"
 #include "models/nn/weights.hpp"
 #include "models/vision/llava_vision.hpp"
 #include "models/vision/qwen_vision.hpp"
@@ -71,6 +72,9 @@ Vlm Vlm::load(const std::filesystem::path& dir, VlmOptions options) {
   m.options_ = options;
   if (options.device.is_cuda()) compat::disable_cudnn_sdpa();
   m.config_ = load_model_config(dir);
+  // An MHA2MLA-VLM checkpoint in the authors' dialect: derive the stage and the kept
+  // frequencies the runtime reads (their rank file resolves against this directory).
+  complete_mha2mla_block(m.config_, dir);
   const auto tokenizer_path = dir / "tokenizer.json";
   MLAB_CHECK(std::filesystem::is_regular_file(tokenizer_path), tokenizer_path.string(),
              ": missing (the model directory needs its tokenizer.json)");
