@@ -162,6 +162,11 @@ struct Cli {
     eval->add_option("--device", ev->device, "cpu | cuda")->capture_default_str();
     eval->add_option("--dtype", ev->dtype, "auto | float32 | bfloat16 | float16")
         ->capture_default_str();
+    eval->add_option("--processor", ev->processor,
+                     "Image processor to reproduce: transformers-5 (PIL backend, Pillow 13) | "
+                     "transformers-4.51 (the slow processor + Pillow 10.4 the paper's numbers "
+                     "were produced with); recorded in the run config")
+        ->capture_default_str();
     eval->add_option("--threads", ev->threads, "Intra-op threads (0: LibTorch default)");
     eval->add_option("--seed", ev->seed, "Random seed (recorded)")->capture_default_str();
     eval->add_option("--configs", ev->configs_dir, "Directory of task configs")
@@ -297,13 +302,16 @@ struct Cli {
         ->capture_default_str();
     generate->add_option("--attention", gen->attention, "sdpa | eager")->capture_default_str();
     generate
-        ->add_option("--pillow", gen->pillow,
-                     "Reproduce the resize of Pillow 13 | 12.2 | 12.1 (pass order)")
+        ->add_option("--processor", gen->processor,
+                     "Image processor to reproduce: transformers-5 (PIL backend) | "
+                     "transformers-4.51 (the slow processor of the paper's numbers)")
         ->capture_default_str();
-    generate
-        ->add_option("--alpha", gen->alpha,
-                     "RGBA images: white (composite, transformers >= 5.2x) | drop")
-        ->capture_default_str();
+    generate->add_option("--pillow", gen->pillow,
+                         "Reproduce the resize of Pillow 13 | 12.2 | 12.1 | 10.4 (pass order; "
+                         "default: 13, or 10.4 with --processor transformers-4.51)");
+    generate->add_option("--alpha", gen->alpha,
+                         "RGBA images: white (composite, transformers >= 5.2x) | drop (default: "
+                         "white, or drop with --processor transformers-4.51)");
     generate->add_option("--threads", gen->threads, "Intra-op threads (0: LibTorch default)");
     generate->add_option("--dump", gen->dump,
                          "Also write pixel values, input ids, positions, image features, prefill "

@@ -103,8 +103,11 @@ struct GenerateOptions {
   std::string device = "cpu";
   std::string dtype = "auto";      // auto (CPU: float32; else the files' dtype) | ...
   std::string attention = "sdpa";  // sdpa | eager
-  std::string pillow = "13";       // Pillow version whose resize pass order to follow
-  std::string alpha = "white";     // RGBA images: composite on white | drop alpha
+  // transformers release whose image processor to reproduce: transformers-5 | transformers-4.51
+  std::string processor = "transformers-5";
+  std::string pillow;  // Pillow version whose resize pass order to follow; "": the processor's
+                       // (13 for transformers-5, 10.4 for transformers-4.51)
+  std::string alpha;   // RGBA images: white (composite) | drop; "": the processor's (white | drop)
   int threads = 0;
   std::filesystem::path inputs;         // replay model inputs from .safetensors instead
   std::filesystem::path dump;           // write inputs, features, logits (.safetensors)
@@ -166,6 +169,9 @@ struct EvalOptions {
   int64_t batch_size = 1;
   std::string device = "cpu";
   std::string dtype = "auto";
+  // transformers release whose image processor to reproduce (with its Pillow's resize), recorded
+  // in the run config: transformers-5 | transformers-4.51 (the paper's numbers)
+  std::string processor = "transformers-5";
   int threads = 0;
   int64_t seed = 0;
   std::filesystem::path configs_dir;  // configs/tasks

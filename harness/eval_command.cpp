@@ -37,6 +37,7 @@
 #include "harness/commands.hpp"
 #include "methods/kv_memory.hpp"
 #include "methods/kv_method.hpp"
+#include "models/image/image_processor_factory.hpp"
 #include "models/image/rgb8_image.hpp"
 #include "models/nn/weights.hpp"
 #include "models/runtime/mla_attention.hpp"
@@ -291,8 +292,14 @@ int run_eval(const EvalOptions& o, std::ostream& out) {
                task, "' (--datasets ROOT holds one dir per task: ",
                "ROOT/<task>/samples.jsonl; see docs/formats.md)");
   }
-  if (o.db.has_parent_path()) std::filesystem::create_directories(o.db.parent_path());
   models::VlmOptions vo;
+  try {
+    vo.processor = image::parse_processor_variant(o.processor);
+  } catch (const Error& e) {
+    throw UsageError(std::string("eval: --processor: ") + e.what());
+  }
+  vo.pillow = image::default_pass_order(vo.processor);
+  if (o.db.has_parent_path()) std::filesystem::create_directories(o.db.parent_path());
   std::string device = o.device;
   // One GPU per rank on a multi-GPU host, as torchrun's LOCAL_RANK says; more ranks than GPUs
   // share them round-robin (small models fit several times).
@@ -344,7 +351,11 @@ int run_eval(const EvalOptions& o, std::ostream& out) {
                    {"limit", o.limit},
                    {"batch_size", o.batch_size},
                    {"world_size", world},
-                   {"datasets", std::filesystem::absolute(o.datasets).string()}};
+                   {"datasets", std::filesystem::absolute(o.datasets).string()},
+                   {"processor", std::string(image::processor_variant_name(vo.processor))}};
+    // Runs stored before "processor" was recorded used transformers 5's processor.
+    info.legacy_defaults = {{"processor", std::string(image::processor_variant_name(
+                                              image::ProcessorVariant::kTransformers5))}};
     if (!o.paper_row.empty()) {
       const auto slash = o.paper_row.find('/');
       if (o.paper_row.rfind("table", 0) != 0 || slash == std::string::npos) {

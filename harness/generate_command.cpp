@@ -85,6 +85,7 @@ std::map<std::string, std::string> dump_metadata(const GenerateOptions& o, const
       {"dtype", std::string(models::compute_dtype_name(vlm.dtype()))},
       {"device", vlm.options().device.str()},
       {"attn_implementation", std::string(models::attention_impl_name(vlm.options().attention))},
+      {"processor", std::string(image::processor_variant_name(vlm.options().processor))},
       {"producer", "mla-bench generate"}};
 }
 
@@ -117,8 +118,18 @@ int run_generate(const GenerateOptions& o, std::ostream& out) {
   }
   if (!replay && o.prompt.empty()) throw UsageError("generate needs --prompt (or --inputs)");
   if (o.threads > 0) at::set_num_threads(o.threads);
-  if (o.alpha != "white" && o.alpha != "drop") {
-    throw UsageError("--alpha must be white or drop, got '" + o.alpha + "'");
+  image::ProcessorVariant variant{};
+  try {
+    variant = image::parse_processor_variant(o.processor);
+  } catch (const Error& e) {
+    throw UsageError(std::string("generate: --processor: ") + e.what());
+  }
+  // The processor's own RGBA rule unless asked: 5.2x composites on white, 4.51 drops alpha.
+  std::string alpha = o.alpha;
+  if (alpha.empty())
+    alpha = variant == image::ProcessorVariant::kTransformers4_51 ? "drop" : "white";
+  if (alpha != "white" && alpha != "drop") {
+    throw UsageError("--alpha must be white or drop, got '" + alpha + "'");
   }
   models::VlmOptions vo;
   vo.device = models::parse_device(o.device);
@@ -128,7 +139,9 @@ int run_generate(const GenerateOptions& o, std::ostream& out) {
     vo.dtype = c10::kFloat;  // CPU: f32 unless asked (bf16 GEMMs are slow there)
   }
   vo.attention = models::parse_attention_impl(o.attention);
-  vo.pillow = image::parse_pillow_pass_order(o.pillow);
+  vo.pillow = o.pillow.empty() ? image::default_pass_order(variant)
+                               : image::parse_pillow_pass_order(o.pillow);
+  vo.processor = variant;
   // The method stack is checked before the model loads (names, options, ranges), then against
   // the loaded model (e.g. mha2mla needs a converted one), as eval does.
   std::string method_spec = o.methods.empty() ? std::string("full") : o.methods;
@@ -167,7 +180,7 @@ int run_generate(const GenerateOptions& o, std::ostream& out) {
     inputs = read_inputs(o.inputs);
   } else {
     std::vector<image::Rgb8Image> images;
-    for (const auto& path : o.images) images.push_back(load_rgb(path, o.alpha));
+    for (const auto& path : o.images) images.push_back(load_rgb(path, alpha));
     models::VlmRequest request = models::VlmRequest::single(o.prompt, std::move(images));
     if (!o.system.empty()) request.turns.insert(request.turns.begin(), {"system", o.system, 0});
     inputs = vlm.prepare(std::span(&request, 1));
@@ -225,7 +238,8 @@ int run_generate(const GenerateOptions& o, std::ostream& out) {
       {"memory_before_bytes", before >= 0 ? nlohmann::json(before) : nlohmann::json()},
       {"device", vo.device.str()},
       {"dtype", std::string(models::compute_dtype_name(vlm.dtype()))},
-      {"attention", o.attention}};
+      {"attention", o.attention},
+      {"processor", std::string(image::processor_variant_name(variant))}};
   out << j.dump() << "\n";
   return 0;
 }

@@ -325,7 +325,13 @@ int64_t ResultsStore::begin_run(const RunInfo& info) {
     find.bind(1, info.name);
     if (find.step()) {
       const RunRow stored = read_run(find);
-      std::string diff = first_json_difference(stored.info.config, info.config);
+      json stored_config = stored.info.config;
+      if (stored_config.is_object()) {
+        for (const auto& [key, value] : info.legacy_defaults.items()) {
+          if (!stored_config.contains(key)) stored_config[key] = value;
+        }
+      }
+      std::string diff = first_json_difference(stored_config, info.config);
       if (diff.empty() && stored.info.seed != info.seed) {
         diff = str_cat("seed: stored ", stored.info.seed, ", now ", info.seed);
       }

@@ -31,6 +31,10 @@ struct RunInfo {
   int threads = 0;
   int64_t seed = 0;
   nlohmann::json config = nlohmann::json::object();  // the fully resolved config
+  // Not stored. Config keys added after runs had been stored, each with the value those older
+  // runs used: a stored config without such a key reads as holding that value when a resume
+  // compares configs (as a column added by a migration reads its DEFAULT), so old runs resume.
+  nlohmann::json legacy_defaults = nlohmann::json::object();
 };
 
 // A stored run.
@@ -97,7 +101,8 @@ class ResultsStore {
 
   const std::filesystem::path& path() const { return path_; }
 
-  // A new run, or the existing run of that name when its config and seed match (resume).
+  // A new run, or the existing run of that name when its config and seed match (resume; keys of
+  // info.legacy_defaults absent from the stored config count as holding their default).
   // A different config throws, naming the first differing JSON path and both values.
   int64_t begin_run(const RunInfo& info);
   // The run of that name, if any.

@@ -90,17 +90,21 @@ std::vector<Rgb8Image> LlavaNextImageProcessor::resized(const Rgb8Image& image) 
   const auto [best_h, best_w] =
       select_best_resolution(image.height, image.width, o.image_grid_pinpoints);
   const auto [new_h, new_w] = patch_output_size(image.height, image.width, best_h, best_w);
-  Rgb8Image canvas = filled_rgb8_image(best_w, best_h);  // black padding (np.pad with 0)
-  paste(canvas, pil_resize(image, new_w, new_h, o.resample, o.pass_order), (best_w - new_w) / 2,
-        (best_h - new_h) / 2);
+  const int64_t pad_x = (best_w - new_w) / 2, pad_y = (best_h - new_h) / 2;
+  // 5.x pads the odd pixel after the image; 4.51 pads (pad, pad): one pixel short.
+  const bool v4 = o.variant == ProcessorVariant::kTransformers4_51;
+  const int64_t canvas_w = v4 ? new_w + 2 * pad_x : best_w;
+  const int64_t canvas_h = v4 ? new_h + 2 * pad_y : best_h;
+  Rgb8Image canvas = filled_rgb8_image(canvas_w, canvas_h);  // black padding (np.pad with 0)
+  paste(canvas, pil_resize(image, new_w, new_h, o.resample, o.pass_order), pad_x, pad_y);
 
   std::vector<Rgb8Image> tiles;
   tiles.push_back(pil_resize(image, o.shortest_edge, o.shortest_edge, o.resample, o.pass_order));
   // divide_to_patches: crop_height x crop_width windows, the last row/column possibly smaller.
-  for (int64_t y = 0; y < best_h; y += o.crop_height) {
-    for (int64_t x = 0; x < best_w; x += o.crop_width) {
-      tiles.push_back(crop(canvas, x, y, std::min(o.crop_width, best_w - x),
-                           std::min(o.crop_height, best_h - y)));
+  for (int64_t y = 0; y < canvas_h; y += o.crop_height) {
+    for (int64_t x = 0; x < canvas_w; x += o.crop_width) {
+      tiles.push_back(crop(canvas, x, y, std::min(o.crop_width, canvas_w - x),
+                           std::min(o.crop_height, canvas_h - y)));
     }
   }
   for (Rgb8Image& tile : tiles) {

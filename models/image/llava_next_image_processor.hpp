@@ -6,6 +6,10 @@
 //   into crop_height x crop_width tiles, row-major; each tile then goes through the CLIP steps
 //   (shortest-edge resize, centre crop: no-ops for the usual configs), rescale and normalise.
 // The unpadding of the tile features happens model side (models.md §2.4), not here.
+// ProcessorVariant::kTransformers4_51 (transformers 4.51's slow processor) instead pads by
+// ((best_h - h) // 2, (best_w - w) // 2) on both sides (np.pad), so an odd difference leaves the
+// canvas one pixel short of the pinpoint; its last tile row/column is then crop_size - 1 wide and
+// the CLIP steps resize it to full size (e.g. 336 x 335 -> 337 x 336) and centre-crop it.
 #include <array>
 #include <nlohmann/json_fwd.hpp>
 #include <vector>
@@ -29,6 +33,7 @@ struct LlavaNextImageProcessorOptions {
   NormalizeOptions normalize;
   bool do_pad = true;  // zero tiles so that every image of a batch has P_max tiles
   PillowPassOrder pass_order = PillowPassOrder::kPillow13;
+  ProcessorVariant variant = ProcessorVariant::kTransformers5;  // not a config key
 
   // From a preprocessor_config.json object (see
   // ClipImageProcessorOptions::from_preprocessor_config).

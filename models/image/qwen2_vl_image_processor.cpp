@@ -73,8 +73,12 @@ std::vector<Rgb8Image> Qwen2VlImageProcessor::resized(const Rgb8Image& image) co
              image.height, ")");
   const Qwen2VlImageProcessorOptions& o = options_;
   if (!o.do_resize) return {image};
-  const auto [h, w] = smart_resize(image.height, image.width, o.patch_size * o.merge_size,
-                                   o.min_pixels, o.max_pixels);
+  const int64_t factor = o.patch_size * o.merge_size;
+  MLAB_CHECK(o.variant != ProcessorVariant::kTransformers4_51 ||
+                 (image.height >= factor && image.width >= factor),
+             name(), ": height:", image.height, " and width:", image.width,
+             " must be larger than factor:", factor, " (transformers 4.51's smart_resize)");
+  const auto [h, w] = smart_resize(image.height, image.width, factor, o.min_pixels, o.max_pixels);
   return {pil_resize(image, w, h, o.resample, o.pass_order)};
 }
 

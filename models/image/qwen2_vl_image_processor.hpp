@@ -23,6 +23,9 @@ struct Qwen2VlImageProcessorOptions {
   int64_t temporal_patch_size = 2;
   int64_t merge_size = 2;
   PillowPassOrder pass_order = PillowPassOrder::kPillow13;
+  // kTransformers4_51: smart_resize rejects a side shorter than patch_size * merge_size, as 4.51
+  // did (5.x resizes such images up). Not a config key.
+  ProcessorVariant variant = ProcessorVariant::kTransformers5;
 
   // From a preprocessor_config.json object: "min_pixels"/"max_pixels" override
   // "size": {"shortest_edge", "longest_edge"} as in transformers' __init__; other keys as

@@ -79,7 +79,7 @@ Vlm Vlm::load(const std::filesystem::path& dir, VlmOptions options) {
   MLAB_CHECK(std::filesystem::is_regular_file(tokenizer_path), tokenizer_path.string(),
              ": missing (the model directory needs its tokenizer.json)");
   m.tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::from_file(tokenizer_path));
-  m.processor_ = image::load_image_processor(dir, options.pillow);
+  m.processor_ = image::load_image_processor(dir, options.pillow, options.processor);
   Weights weights = Weights::open(dir, m.config_.family, {options.device, c10::kFloat});
   m.dtype_ = options.dtype.value_or(weights.stored_dtype());
   weights.set_dtype(m.dtype_);

@@ -35,6 +35,8 @@ struct VlmOptions {
   std::optional<c10::ScalarType> dtype;  // compute dtype; nullopt = the dtype the files store
   AttentionImpl attention = AttentionImpl::kSdpa;
   image::PillowPassOrder pillow = image::PillowPassOrder::kPillow13;
+  // The transformers release whose image processor to reproduce (models/image/image_processor.hpp).
+  image::ProcessorVariant processor = image::ProcessorVariant::kTransformers5;
 };
 
 // One conversation to answer: chat turns whose image placeholders (Turn::images) take `images`

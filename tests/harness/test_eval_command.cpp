@@ -266,3 +266,53 @@ TEST_CASE("eval: bad tasks and dataset dirs fail before any run is created", "[h
   CHECK(r.code == 0);
   CHECK(std::filesystem::exists(db));
 }
+
+TEST_CASE("eval --processor: the image processor variant is recorded in the run config",
+          "[harness][eval]") {
+  const auto db = (mlab::test::scratch_dir("eval_processor") / "r.sqlite").string();
+  const auto data = mlab::test::data_dir();
+  const std::string args = "eval --model " + (data / "tiny_vlms" / "llava_next").string() +
+                           " --tasks pope --datasets " + (data / "datasets").string() + " --db " +
+                           db + " --limit 2 --threads 1";
+  auto r = mlab::test::run_mla_bench(args + " --run-name v451 --processor transformers-4.51");
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  REQUIRE(mlab::test::run_mla_bench(args + " --run-name v5").code == 0);
+  {
+    auto store = mlab::results::ResultsStore::open(db, {.read_only = true});
+    CHECK(store.run(*store.find_run("v451")).info.config.at("processor") == "transformers-4.51");
+    CHECK(store.run(*store.find_run("v5")).info.config.at("processor") == "transformers-5");
+  }
+  // Resuming with the other processor is refused, naming the key.
+  r = mlab::test::run_mla_bench(args + " --run-name v451");
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Catch::Contains("/processor") && Catch::Contains("transformers-4.51"));
+  // A run stored before the key existed (transformers 5's processor) still resumes.
+  {
+    auto store = mlab::results::ResultsStore::open(db);
+    auto info = store.run(*store.find_run("v5")).info;
+    info.name = "old";
+    info.config.erase("processor");
+    store.begin_run(info);
+  }
+  r = mlab::test::run_mla_bench(args + " --run-name old");
+  CHECK(r.code == 0);
+  CHECK_THAT(r.out, Catch::Contains("pope: 2 new, 0 already stored"));
+  r = mlab::test::run_mla_bench(args + " --run-name old --processor transformers-4.51");
+  CHECK(r.code == 1);
+  // An unknown variant is bad usage, answered with the known ones.
+  r = mlab::test::run_mla_bench(args + " --run-name x --processor transformers-4.5");
+  CHECK(r.code == 2);
+  CHECK_THAT(r.err, Catch::Contains("--processor") &&
+                        Catch::Contains("did you mean 'transformers-4.51'") &&
+                        Catch::Contains("transformers-5"));
+  for (const std::string sub : {"eval", "generate"}) {
+    r = mlab::test::run_mla_bench(sub + " --help");
+    CHECK(r.code == 0);
+    CHECK_THAT(r.out, Catch::Contains("--processor") && Catch::Contains("transformers-4.51"));
+  }
+  r = mlab::test::run_mla_bench("generate --model " + (data / "tiny_vlms" / "llava_next").string() +
+                                " --prompt hi --processor 4.51");
+  CHECK(r.code == 2);
+  CHECK_THAT(r.err, Catch::Contains("generate: --processor: unknown processor variant '4.51'"));
+}

@@ -185,6 +185,32 @@ TEST_CASE("results store: a changed config is rejected naming the key") {
   CHECK(mlab::results::first_json_difference(1, 2) == "/: stored 1, now 2");
 }
 
+TEST_CASE("results store: a config key added later resumes the runs stored without it") {
+  const auto db = mlab::test::scratch_dir("results_legacy_config") / "results.db";
+  auto store = ResultsStore::open(db);
+  const int64_t id = store.begin_run(run_info("r"));  // stored before "processor" existed
+
+  auto now = run_info("r");
+  now.config["processor"] = "transformers-5";
+  REQUIRE_THROWS_WITH(store.begin_run(now),
+                      Contains("/processor: stored (absent), now \"transformers-5\""));
+  now.legacy_defaults["processor"] = "transformers-5";
+  CHECK(store.begin_run(now) == id);
+  // Only the value older runs had matches; the stored config is not rewritten.
+  now.config["processor"] = "transformers-4.51";
+  REQUIRE_THROWS_WITH(store.begin_run(now),
+                      Contains("/processor: stored \"transformers-5\", now \"transformers-4.51\""));
+  CHECK_FALSE(store.run(id).info.config.contains("processor"));
+  // A run stored with the key compares it as usual.
+  auto fresh = run_info("s");
+  fresh.config["processor"] = "transformers-4.51";
+  fresh.legacy_defaults["processor"] = "transformers-5";
+  const int64_t s = store.begin_run(fresh);
+  CHECK(store.begin_run(fresh) == s);
+  fresh.config["processor"] = "transformers-5";
+  REQUIRE_THROWS_WITH(store.begin_run(fresh), Contains("/processor: stored \"transformers-4.51\""));
+}
+
 TEST_CASE("results store: a database with a newer schema version is rejected") {
   const auto db = mlab::test::scratch_dir("results_version") / "results.db";
   {

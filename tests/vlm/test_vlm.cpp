@@ -115,6 +115,29 @@ TEST_CASE("vlm: prepare() from images equals the processors' input_ids and pixel
   }
 }
 
+TEST_CASE("vlm: VlmOptions::processor selects transformers 4.51's LLaVA-NeXT pixel values",
+          "[vlm]") {
+  // tests/data/processor451 (tools/fixtures/make_processor451_fixtures.py): s_53x31 has an odd
+  // padding under the tiny config, where 4.51's slow processor and 5.x differ.
+  const auto dir = mlab::test::data_dir() / "processor451";
+  const at::Tensor src = Checkpoint::open(dir / "images.safetensors").get("s_53x31");
+  const at::Tensor expect = Checkpoint::open(dir / "tiny.safetensors").get("s_53x31.pixel_values");
+  REQUIRE(src.sizes() == at::IntArrayRef({31, 53, 3}));
+  const auto image = mlab::image::make_rgb8_image(
+      53, 31, {src.data_ptr<uint8_t>(), src.data_ptr<uint8_t>() + src.numel()});
+  const auto request = mlab::models::VlmRequest::single(kQuestion, {image});
+  mlab::models::VlmOptions o;
+  o.processor = mlab::image::ProcessorVariant::kTransformers4_51;
+  o.pillow = mlab::image::PillowPassOrder::kHorizontalFirst;  // Pillow 10.4, as the fixture
+  const VlmInputs v451 = Vlm::load(vlm_dir() / "llava_next", o).prepare(std::span(&request, 1));
+  CHECK(v451.pixel_values.equal(expect));
+  o.processor = mlab::image::ProcessorVariant::kTransformers5;
+  const VlmInputs v5 = Vlm::load(vlm_dir() / "llava_next", o).prepare(std::span(&request, 1));
+  CHECK(v5.pixel_values.sizes() == expect.sizes());
+  CHECK_FALSE(v5.pixel_values.equal(expect));
+  CHECK(v5.input_ids.equal(v451.input_ids));  // same tiles, same tokens
+}
+
 TEST_CASE("vlm: batched left-padded generation equals one-by-one generation", "[vlm]") {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"rgba.png", "What color is it?"},
