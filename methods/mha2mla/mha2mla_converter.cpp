@@ -567,11 +567,10 @@ void save_converted(const models::Vlm& vlm, const ConvertReport& report,
   std::vector<std::pair<std::string, at::Tensor>> tensors;
   for (const auto& name : ck.names()) {
     const std::string canonical = models::canonical_weight_name(family, name);
+    // Every attention tensor of the decoder is rewritten below (the source's q/k/v/o_proj, or a
+    // stage-1 source's k_r_proj and kv_proj.*).
     if (canonical.rfind(layer_prefix, 0) == 0 &&
-        (canonical.find(".self_attn.q_proj.") != std::string::npos ||
-         canonical.find(".self_attn.k_proj.") != std::string::npos ||
-         canonical.find(".self_attn.v_proj.") != std::string::npos ||
-         canonical.find(".self_attn.o_proj.") != std::string::npos)) {
+        canonical.find(".self_attn.") != std::string::npos) {
       continue;
     }
     at::Tensor t = ck.get(name);

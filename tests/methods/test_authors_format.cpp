@@ -193,6 +193,12 @@ TEST_CASE("MD-SVD factors equal those of the authors' run_svd_init.py, their S n
       }
     }
     report(family + " MD-SVD factors ours vs run_svd_init.py (max rel)", worst);
+    // Written (a stage-1 source: its k_r_proj / kv_proj are replaced) and read back.
+    const auto in = calib.front();
+    const at::Tensor before = prefill_logits(vlm, in);
+    const fs::path out = mlab::test::scratch_dir("authors_md_" + family);
+    mlab::methods::save_converted(vlm, rep, out);
+    CHECK(rel_diff(prefill_logits(Vlm::load(out), in), before) <= 1e-6);
   }
 }
 
