@@ -114,7 +114,23 @@ struct Cli {
                      "train_stage2.py and lmms-eval load the dir) | mlab (our keys only)")
         ->capture_default_str();
     convert->add_option("--calib", conv->calib, "Calibration dataset dir (docs/formats.md)");
-    convert->add_option("--calib-limit", conv->calib_limit, "Calibration samples at most")
+    convert
+        ->add_option("--calib-format", conv->calib_format,
+                     "train: each sample's question, images AND answer in the model's training "
+                     "template (ms-swift's, as the authors' run_svd_init.py encodes calibration "
+                     "data) | eval: question and images in the evaluation prompt")
+        ->check(CLI::IsMember({"train", "eval"}))
+        ->capture_default_str();
+    convert
+        ->add_option("--calib-samples,--calib-limit", conv->calib_samples,
+                     "Calibration samples: the first N of the dataset in seeded random order (0: "
+                     "all; the authors' total_num)")
+        ->capture_default_str();
+    convert
+        ->add_option("--calib-seed", conv->calib_seed,
+                     "Seed of the sample order: torch.randperm(n, generator=manual_seed(S)), as "
+                     "the authors' seed 42 (their DataLoader order also depends on their model "
+                     "construction's RNG draws, so their exact order is not reproducible)")
         ->capture_default_str();
     convert->add_option("--mkl-queries", conv->mkl_queries, "MKL: query positions per sample")
         ->capture_default_str();

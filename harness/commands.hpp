@@ -147,7 +147,9 @@ struct ConvertOptions {
   std::string svd = "md";       // md | activation | weight ("joint": old name of activation)
   std::string format = "authors";  // config.json dialect: authors | mlab
   std::filesystem::path calib;  // dataset dir of calibration samples
-  int64_t calib_limit = 512;
+  std::string calib_format = "train";  // train (swift's training template + answer) | eval
+  int64_t calib_samples = 512;  // the first N of the seeded permutation (0 = all)
+  uint64_t calib_seed = 42;     // seed of the permutation (torch.randperm)
   int64_t mkl_queries = 64;
   int64_t mkl_samples = 32;  // MKL scores on the first N calibration samples (0 = all)
   std::string device = "cpu";

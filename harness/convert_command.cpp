@@ -13,43 +13,13 @@
 
 #include "core/error.hpp"
 #include "core/progress.hpp"
-#include "datasets/dataset_reader.hpp"
+#include "harness/calibration_data.hpp"
 #include "harness/commands.hpp"
 #include "methods/mha2mla/mha2mla_converter.hpp"
-#include "models/image/rgb8_image.hpp"
 #include "models/nn/weights.hpp"
 
 namespace mlab::harness {
 namespace {
-
-// Calibration requests from a dataset dir (the interchange format; the task from dataset.json):
-// each sample's question with its images, at most `limit`.
-std::vector<models::VlmRequest> read_calibration(const std::filesystem::path& dir, int64_t limit) {
-  const auto meta_path = dir / "dataset.json";
-  std::ifstream in(meta_path);
-  MLAB_CHECK(in.good(), "--calib ", dir.string(), ": no dataset.json (expected a dataset dir, ",
-             "docs/formats.md)");
-  nlohmann::json meta;
-  try {
-    meta = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    MLAB_FAIL(meta_path.string(), ": invalid JSON (", e.what(), ")");
-  }
-  MLAB_CHECK(meta.contains("task") && meta["task"].is_string(), meta_path.string(),
-             ": no \"task\" string");
-  datasets::DatasetOptions options;
-  options.decode_images = true;
-  datasets::DatasetReader reader(dir, meta["task"].get<std::string>(), options);
-  std::vector<models::VlmRequest> requests;
-  datasets::Sample sample;
-  while ((limit <= 0 || static_cast<int64_t>(requests.size()) < limit) && reader.next(sample)) {
-    std::vector<image::Rgb8Image> images;
-    for (auto& p : sample.pixels)
-      images.push_back(image::make_rgb8_image(p.width, p.height, p.rgb));
-    requests.push_back(models::VlmRequest::single(sample.question, std::move(images)));
-  }
-  return requests;
-}
 
 std::string percent(double x) {
   char buf[32];
@@ -61,6 +31,24 @@ std::string percent(double x) {
 
 int run_convert(const ConvertOptions& o, std::ostream& out) {
   if (o.threads > 0) at::set_num_threads(o.threads);
+  // The calibration data first: a bad dataset fails before the model loads.
+  CalibrationOptions calib_options;
+  calib_options.format = parse_calib_format(o.calib_format);
+  calib_options.samples = o.calib_samples;
+  calib_options.seed = o.calib_seed;
+  CalibrationData calib;
+  if (!o.calib.empty()) calib = read_calibration(o.calib, calib_options);
+  if (!calib.skipped.empty()) {
+    std::cerr << "mla-bench: warning: --calib-format train: " << calib.skipped.size()
+              << " sample(s) of " << o.calib.string() << " have no answer and were skipped:";
+    const std::size_t shown = std::min<std::size_t>(calib.skipped.size(), 20);
+    for (std::size_t i = 0; i < shown; ++i) std::cerr << (i ? ", " : " ") << calib.skipped[i];
+    if (shown < calib.skipped.size()) {
+      std::cerr << ", ... (" << calib.skipped.size() - shown << " more)";
+    }
+    std::cerr << "\n";
+  }
+  const std::vector<models::VlmRequest>& calibration = calib.requests;
   models::VlmOptions vo;
   vo.device = models::parse_device(o.device);
   vo.dtype = models::parse_compute_dtype(o.dtype);
@@ -75,13 +63,16 @@ int run_convert(const ConvertOptions& o, std::ostream& out) {
   methods::parse_save_format(o.format);  // fail before the slow part
   co.mkl_queries = o.mkl_queries;
   co.mkl_samples = o.mkl_samples;
-  std::vector<models::VlmRequest> calibration;
-  if (!o.calib.empty()) calibration = read_calibration(o.calib, o.calib_limit);
   out << "convert " << o.model.string() << ": " << vlm.config().text.num_hidden_layers
       << " layers, rope " << (o.ranks.empty() ? o.rope : o.ranks.string()) << " r=" << o.rope_dims
       << ", stage " << o.stage;
   if (o.stage == 2) out << ", d_kv=" << o.d_kv << ", svd " << o.svd;
-  out << ", " << calibration.size() << " calibration samples\n";
+  out << ", " << calibration.size() << " calibration samples";
+  if (!o.calib.empty()) {
+    out << " (" << calib_format_name(calib_options.format) << " format, seed "
+        << calib_options.seed << ", of " << calib.dataset_samples << ")";
+  }
+  out << "\n";
   std::unique_ptr<Progress> bar;
   std::string current;
   const auto progress = [&](const std::string& stage, int64_t done, int64_t total) {
@@ -148,6 +139,14 @@ int run_convert(const ConvertOptions& o, std::ostream& out) {
                         {"calibration_seconds", report.calibration_seconds},
                         {"svd_seconds", report.svd_seconds},
                         {"theorem_2_1_holds", theorem}};
+    if (!o.calib.empty()) {
+      j["calibration"] = {{"dataset", o.calib.string()},
+                          {"format", calib_format_name(calib_options.format)},
+                          {"seed", calib_options.seed},
+                          {"dataset_samples", calib.dataset_samples},
+                          {"ids", calib.ids},
+                          {"skipped_without_answer", calib.skipped}};
+    }
     nlohmann::json layers = nlohmann::json::array();
     for (const auto& l : report.losses) {
       layers.push_back({{"layer", l.layer},

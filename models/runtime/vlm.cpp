@@ -138,14 +138,21 @@ VlmInputs Vlm::prepare(std::span<const VlmRequest> requests) const {
   std::size_t next_image = 0;
   for (std::size_t b = 0; b < requests.size(); ++b) {
     const auto& r = requests[b];
+    const bool train = r.mode == prompt::PromptMode::kTrain;
     int64_t placeholders = 0;
     for (const auto& t : r.turns) placeholders += t.images;
+    if (train) placeholders = prompt::train_image_count(r.turns);
     MLAB_CHECK(placeholders == static_cast<int64_t>(r.images.size()), "request ", b, ": ",
                placeholders, " image placeholder(s) in the turns but ", r.images.size(),
                " image(s)");
     std::vector<int64_t> counts;
     for (const auto& image : r.images) {
       counts.push_back(image_token_count(processed, next_image++, image));
+    }
+    if (train) {  // no tokenizer specials: the template writes its one BOS itself
+      rows.push_back(
+          prompt::encode_train(*tokenizer_, prompt_family(), r.turns, counts).input_ids);
+      continue;
     }
     auto ids = prompt::encode_prompt(*tokenizer_, prompt_family(), r.turns, counts);
     // The rendered Llama-3 prompt starts with <|begin_of_text|> (the stock template), and the

@@ -20,6 +20,7 @@
 #include "models/image/image_processor.hpp"
 #include "models/image/pil_resize.hpp"
 #include "models/prompt/chat_prompt.hpp"
+#include "models/prompt/train_template.hpp"
 #include "models/runtime/kv_cache.hpp"
 #include "models/runtime/rotary_embedding.hpp"
 #include "models/runtime/text_decoder.hpp"
@@ -44,6 +45,11 @@ struct VlmOptions {
 struct VlmRequest {
   std::vector<prompt::Turn> turns;
   std::vector<image::Rgb8Image> images;
+  // kEval: the evaluation chat prompt, ending with the generation prompt (chat_prompt.hpp).
+  // kTrain: swift's training template (train_template.hpp): the assistant turns and the closing
+  // suffix are part of the ids (labels are not kept), "<image>" tags in the texts are placeholders
+  // too; what the MHA2MLA-VLM authors calibrate MD-SVD on.
+  prompt::PromptMode mode = prompt::PromptMode::kEval;
   // A single user turn: the images, then `question` (lmms-eval's layout).
   static VlmRequest single(std::string question, std::vector<image::Rgb8Image> images = {});
 };
