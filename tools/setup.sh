@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up and builds MLA-Bench on Debian 12 (idempotent; a second run only rebuilds):
-#   1. the Debian packages (compiler, CMake, ninja, ccache, header libraries, SQLite, PCRE2, ...),
+#   1. the Debian packages (compiler, CMake, ninja, ccache, header libraries, SQLite, PCRE2,
+#      libjpeg-turbo and libpng for Pillow-exact decoding, cjpeg for the decode fixtures, ...),
 #   2. the virtualenv .venv with torch==2.11.0 (its LibTorch is the one we build against) and the
 #      test oracles (transformers, tokenizers, safetensors, pillow, numpy),
 #   3. configure + build into build/.
@@ -15,7 +16,7 @@ say() { printf '[setup %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 # 1. Debian packages.
 PKGS=(build-essential cmake ninja-build ccache git python3 python3-venv python3-dev
       catch2 libcli11-dev nlohmann-json3-dev libstb-dev libsqlite3-dev libbenchmark-dev
-      libpcre2-dev)
+      libpcre2-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev libjpeg-turbo-progs)
 if [ "${MLAB_SKIP_APT:-0}" != 1 ]; then
   missing=()
   for p in "${PKGS[@]}"; do

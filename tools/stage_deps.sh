@@ -18,6 +18,11 @@ cp -r /usr/lib/cmake/Catch2 "$D/lib/cmake/" && cp /usr/lib/libCatch2WithMain.a "
 cp /usr/include/sqlite3.h /usr/include/sqlite3ext.h "$D/include/"
 cp "$ML/libsqlite3.a" "$D/lib/"
 cp /usr/include/pcre2.h "$D/include/" && cp "$ML/libpcre2-8.a" "$D/lib/"
+# libjpeg-turbo, libpng and zlib (datasets/image.cpp): headers + static archives.
+cp /usr/include/jpeglib.h /usr/include/jmorecfg.h /usr/include/jerror.h \
+  /usr/include/x86_64-linux-gnu/jconfig.h /usr/include/png.h /usr/include/pngconf.h \
+  /usr/include/pnglibconf.h /usr/include/zlib.h /usr/include/zconf.h "$D/include/"
+cp "$ML/libjpeg.a" "$ML/libpng16.a" "$ML/libz.a" "$D/lib/"
 # Google Benchmark: headers, library and package config (the config finds it relative to itself).
 cp -r /usr/include/benchmark "$D/include/"
 cp -a "$ML"/libbenchmark.so* "$ML/libbenchmark_main.a" "$D/lib/x86_64-linux-gnu/"

@@ -25,7 +25,7 @@ inline const std::vector<std::string>& fixture_images() {
 
 inline std::string stem(const std::string& file) { return file.substr(0, file.rfind('.')); }
 
-// Decodes `path` with datasets' stb decoder into an Rgb8Image.
+// Decodes `path` with datasets::decode_image (Pillow's pixels) into an Rgb8Image.
 inline image::Rgb8Image decode_rgb8(const std::filesystem::path& path) {
   datasets::Image d = datasets::decode_image(path);
   return image::make_rgb8_image(d.width, d.height, std::move(d.rgb));

@@ -89,7 +89,7 @@ TEST_CASE("rgb8_composite_on_white: Pillow alpha_composite over white", "[image]
   const std::vector<uint8_t> rgba = mlab::test::read_tensor<uint8_t>(file, "rgba");
   const Rgb8Image got = mlab::image::rgb8_composite_on_white(info.shape[1], info.shape[0], rgba);
   CHECK(max_diff(got, mlab::test::pillow_input("rgba.png")) == 0);
-  // stb (datasets::decode_image) drops alpha, as PIL convert("RGB").
+  // datasets::decode_image drops alpha, as PIL convert("RGB").
   const Rgb8Image dropped = mlab::image::rgb8_drop_alpha(info.shape[1], info.shape[0], rgba);
   CHECK(max_diff(dropped, mlab::test::decode_rgb8(mlab::test::image_dir() / "rgba.png")) == 0);
 }
