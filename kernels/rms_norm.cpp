@@ -1,6 +1,7 @@
 #include "kernels/rms_norm.hpp"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #if MLAB_WITH_CUDA
 #include <c10/cuda/CUDAGuard.h>
@@ -28,7 +29,10 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
 #if MLAB_WITH_CUDA
   const auto st = x.scalar_type();
   const bool kernel_dtype = st == at::kFloat || st == at::kBFloat16 || st == at::kHalf;
-  if (x.is_cuda() && kernel_dtype && weight.scalar_type() == st) {
+  // The kernel has no backward: under autograd (training, F8) the reference's ATen ops run.
+  const bool needs_grad =
+      at::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad());
+  if (x.is_cuda() && kernel_dtype && weight.scalar_type() == st && !needs_grad) {
     const c10::cuda::CUDAGuard guard(x.device());
     const auto xc = x.contiguous();
     const auto wc = weight.contiguous();

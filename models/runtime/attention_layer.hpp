@@ -4,7 +4,9 @@
 // change its cache).
 #include <ATen/core/Tensor.h>
 
+#include <functional>
 #include <memory>
+#include <string>
 
 #include "models/runtime/kv_cache.hpp"
 #include "models/runtime/rotary_embedding.hpp"
@@ -18,6 +20,10 @@ struct TokenInfo {
                      // the image branch, specs/method.md §3.2); undefined = all text
 };
 
+// Called once per parameter tensor of a loaded model with its canonical checkpoint name and the
+// tensor member itself (training sets requires_grad on it and updates it in place).
+using ParameterVisitor = std::function<void(const std::string& name, at::Tensor& tensor)>;
+
 class AttentionLayer {
  public:
   virtual ~AttentionLayer() = default;
@@ -30,6 +36,14 @@ class AttentionLayer {
 
   // A fresh cache of the kind this layer needs, with room for `reserve_tokens`.
   virtual std::unique_ptr<KvCache> make_cache(AttentionImpl impl, int64_t reserve_tokens) const = 0;
+
+  // Visits this layer's weights under `prefix` (e.g. "language_model.model.layers.0.self_attn."),
+  // named as the checkpoint stores them (training, F8). Default: none (a wrapper that owns no
+  // weights, e.g. the converter's observer).
+  virtual void for_each_parameter(const std::string& prefix, const ParameterVisitor& visit) {
+    (void)prefix;
+    (void)visit;
+  }
 };
 
 }  // namespace mlab::models

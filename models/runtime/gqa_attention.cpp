@@ -60,4 +60,15 @@ std::unique_ptr<KvCache> GqaAttention::make_cache(AttentionImpl impl,
   return std::make_unique<DenseKvCache>(impl, reserve_tokens);
 }
 
+void GqaAttention::for_each_parameter(const std::string& prefix, const ParameterVisitor& visit) {
+  visit(prefix + "q_proj.weight", q_weight);
+  if (q_bias) visit(prefix + "q_proj.bias", *q_bias);
+  visit(prefix + "k_proj.weight", k_weight);
+  if (k_bias) visit(prefix + "k_proj.bias", *k_bias);
+  visit(prefix + "v_proj.weight", v_weight);
+  if (v_bias) visit(prefix + "v_proj.bias", *v_bias);
+  visit(prefix + "o_proj.weight", o_weight);
+  if (o_bias) visit(prefix + "o_proj.bias", *o_bias);
+}
+
 }  // namespace mlab::models

@@ -21,6 +21,7 @@ class GqaAttention final : public AttentionLayer {
   at::Tensor forward(const at::Tensor& x, const RopeTables& rope, const TokenInfo& tokens,
                      KvCache& cache) const override;
   std::unique_ptr<KvCache> make_cache(AttentionImpl impl, int64_t reserve_tokens) const override;
+  void for_each_parameter(const std::string& prefix, const ParameterVisitor& visit) override;
 
   // The projections, public for conversion (MHA2MLA reads them).
   at::Tensor q_weight, k_weight, v_weight, o_weight;  // any [H*D, E], [H_kv*D, E] x2, [E, H*D]

@@ -309,4 +309,26 @@ std::unique_ptr<KvCache> MlaAttention::make_cache(AttentionImpl, int64_t reserve
   return std::make_unique<LatentKvCache>(reserve_tokens);
 }
 
+void MlaAttention::for_each_parameter(const std::string& prefix, const ParameterVisitor& visit) {
+  visit(prefix + "q_proj.weight", q_weight);
+  if (q_bias) visit(prefix + "q_proj.bias", *q_bias);
+  visit(prefix + "k_r_proj.weight", k_rope_weight);
+  if (k_rope_bias) visit(prefix + "k_r_proj.bias", *k_rope_bias);
+  auto branch = [&](const std::string& p, MlaBranch& b) {
+    if (b.down) visit(p + "down_kv.weight", *b.down);
+    visit(p + "up_k.weight", b.up_k);
+    if (b.k_bias) visit(p + "up_k.bias", *b.k_bias);
+    visit(p + "up_v.weight", b.up_v);
+    if (b.v_bias) visit(p + "up_v.bias", *b.v_bias);
+  };
+  if (!text.down) {  // stage 1: one kv_proj, `image` is a copy of the same tensor handles
+    branch(prefix + "kv_proj.", text);
+  } else {
+    branch(prefix + "kv_proj_img.", image);
+    branch(prefix + "kv_proj_text.", text);
+  }
+  visit(prefix + "o_proj.weight", o_weight);
+  if (o_bias) visit(prefix + "o_proj.bias", *o_bias);
+}
+
 }  // namespace mlab::models

@@ -58,6 +58,8 @@ class MlaAttention final : public AttentionLayer {
   at::Tensor forward(const at::Tensor& x, const RopeTables& rope, const TokenInfo& tokens,
                      KvCache& cache) const override;
   std::unique_ptr<KvCache> make_cache(AttentionImpl impl, int64_t reserve_tokens) const override;
+  // The names load() reads (stage 1: kv_proj.*, whose tensors `text` and `image` share, once).
+  void for_each_parameter(const std::string& prefix, const ParameterVisitor& visit) override;
 
   // The columns of the D-wide cos/sin each KV head's RoPE dims use: [K_g, K_g + D/2] -> i64
   // [H_kv, r].

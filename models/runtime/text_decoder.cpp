@@ -51,6 +51,7 @@ TextDecoder TextDecoder::load(Weights& w, const ModelConfig& config) {
   const std::optional<MlaConfig> mla = MlaConfig::from_model_config(config);
   TextDecoder d;
   d.config_ = c;
+  d.prefix_ = prefix;
   d.embed_tokens_ = w.take(prefix + "embed_tokens.weight", {V, E});
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     d.layers_.push_back(load_layer(w, c, mla, i, prefix + "layers." + std::to_string(i) + "."));
@@ -60,6 +61,7 @@ TextDecoder TextDecoder::load(Weights& w, const ModelConfig& config) {
     d.lm_head_ = d.embed_tokens_;
   } else {
     d.lm_head_ = w.take(head, {V, E});
+    d.head_name_ = head;
   }
   return d;
 }
@@ -89,6 +91,25 @@ at::Tensor TextDecoder::forward(at::Tensor h, const RopeTables& rope, const Toke
     h = h + nn::linear(act, layer.down, layer.down_bias);
   }
   return nn::rms_norm(h, norm_, eps);
+}
+
+void TextDecoder::for_each_parameter(const ParameterVisitor& visit) {
+  visit(prefix_ + "embed_tokens.weight", embed_tokens_);
+  for (std::size_t i = 0; i < layers_.size(); ++i) {
+    DecoderLayer& l = layers_[i];
+    const std::string p = prefix_ + "layers." + std::to_string(i) + ".";
+    visit(p + "input_layernorm.weight", l.input_norm);
+    l.attention->for_each_parameter(p + "self_attn.", visit);
+    visit(p + "post_attention_layernorm.weight", l.post_attention_norm);
+    visit(p + "mlp.gate_proj.weight", l.gate);
+    if (l.gate_bias) visit(p + "mlp.gate_proj.bias", *l.gate_bias);
+    visit(p + "mlp.up_proj.weight", l.up);
+    if (l.up_bias) visit(p + "mlp.up_proj.bias", *l.up_bias);
+    visit(p + "mlp.down_proj.weight", l.down);
+    if (l.down_bias) visit(p + "mlp.down_proj.bias", *l.down_bias);
+  }
+  visit(prefix_ + "norm.weight", norm_);
+  if (!head_name_.empty()) visit(head_name_, lm_head_);
 }
 
 at::Tensor TextDecoder::logits(const at::Tensor& hidden) const {

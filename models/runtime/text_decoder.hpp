@@ -56,12 +56,19 @@ class TextDecoder {
   KvCaches make_caches(AttentionImpl impl, int64_t reserve_tokens,
                        const CacheFactory& factory = {}) const;
 
+  // Visits every weight of the decoder under its canonical checkpoint name (embeddings, per layer
+  // the norms, the attention's tensors and the MLP, the final norm, the head; a tied head is not
+  // visited twice), in that order (training, F8).
+  void for_each_parameter(const ParameterVisitor& visit);
+
   const TextConfig& config() const { return config_; }
   std::vector<DecoderLayer>& layers() { return layers_; }
   const std::vector<DecoderLayer>& layers() const { return layers_; }
 
  private:
   TextConfig config_;
+  std::string prefix_;     // "language_model.model." (LLaVA) | "model." (Qwen2.5-VL)
+  std::string head_name_;  // the head's canonical name; empty when tied to the embeddings
   at::Tensor embed_tokens_;  // any [V, E]
   std::vector<DecoderLayer> layers_;
   at::Tensor norm_;     // any [E]

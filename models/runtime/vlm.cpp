@@ -350,6 +350,22 @@ VlmSession Vlm::prefill(const VlmInputs& inputs, const PrefillOptions& options) 
   return s;
 }
 
+at::Tensor Vlm::train_logits(const VlmInputs& inputs) const {
+  PrefillOptions options;
+  options.all_logits = true;
+  return prefill(inputs, options).logits;
+}
+
+std::vector<std::pair<std::string, at::Tensor>> Vlm::named_parameters() {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  const ParameterVisitor collect = [&](const std::string& name, at::Tensor& t) {
+    if (t.defined()) out.emplace_back(name, t);
+  };
+  decoder_.for_each_parameter(collect);
+  if (llava_vision_) llava_vision_->for_each_parameter(collect);
+  return out;
+}
+
 at::Tensor Vlm::decode_step(VlmSession& s, const at::Tensor& tokens) const {
   const c10::Device device = options_.device;
   const at::Tensor ids = tokens.to(device, at::kLong).view({-1, 1});

@@ -134,6 +134,18 @@ class Vlm {
   // Greedy decoding (argmax, first index on ties, as transformers).
   GenerateResult generate(const VlmInputs& inputs, const GenerateOptions& options) const;
 
+  // Training forward (F8): the prompt through the same modules prefill() runs (all positions at
+  // once, causal attention, into throwaway caches) with the logits of every position. Nothing
+  // here disables autograd: with grad mode on and parameters that require grad (see
+  // named_parameters()), the result carries the graph. -> f32 [B, L, V].
+  at::Tensor train_logits(const VlmInputs& inputs) const;
+
+  // Every loaded weight as (canonical checkpoint name, the model's own tensor handle): the
+  // decoder (TextDecoder::for_each_parameter), then the LLaVA vision tower, projector and
+  // image_newline. Setting requires_grad on a handle or updating it in place changes the model.
+  // Qwen2.5-VL's vision tower and merger are not listed yet (the trainer's F8 slice covers LLaVA).
+  std::vector<std::pair<std::string, at::Tensor>> named_parameters();
+
   const ModelConfig& config() const { return config_; }
   const Tokenizer& tokenizer() const { return *tokenizer_; }
   const image::ImageProcessor& image_processor() const { return *processor_; }

@@ -169,6 +169,39 @@ void LlavaVision::load_projector(Weights& weights) {
     image_newline_ = weights.take("image_newline", {out});
 }
 
+void LlavaVision::for_each_parameter(const ParameterVisitor& visit) {
+  visit(kTower + "embeddings.class_embedding", class_embedding_);
+  visit(kTower + "embeddings.patch_embedding.weight", patch_embedding_);
+  visit(kTower + "embeddings.position_embedding.weight", position_embedding_);
+  visit(kTower + "pre_layrnorm.weight", pre_ln_w_);
+  visit(kTower + "pre_layrnorm.bias", pre_ln_b_);
+  for (std::size_t j = 0; j < layers_.size(); ++j) {
+    ClipLayer& l = layers_[j];
+    const std::string p = kTower + "encoder.layers." + std::to_string(j) + ".";
+    visit(p + "layer_norm1.weight", l.ln1_w);
+    visit(p + "layer_norm1.bias", l.ln1_b);
+    visit(p + "self_attn.q_proj.weight", l.q_w);
+    visit(p + "self_attn.q_proj.bias", l.q_b);
+    visit(p + "self_attn.k_proj.weight", l.k_w);
+    visit(p + "self_attn.k_proj.bias", l.k_b);
+    visit(p + "self_attn.v_proj.weight", l.v_w);
+    visit(p + "self_attn.v_proj.bias", l.v_b);
+    visit(p + "self_attn.out_proj.weight", l.o_w);
+    visit(p + "self_attn.out_proj.bias", l.o_b);
+    visit(p + "layer_norm2.weight", l.ln2_w);
+    visit(p + "layer_norm2.bias", l.ln2_b);
+    visit(p + "mlp.fc1.weight", l.fc1_w);
+    visit(p + "mlp.fc1.bias", l.fc1_b);
+    visit(p + "mlp.fc2.weight", l.fc2_w);
+    visit(p + "mlp.fc2.bias", l.fc2_b);
+  }
+  visit("multi_modal_projector.linear_1.weight", proj1_w_);
+  if (proj1_b_) visit("multi_modal_projector.linear_1.bias", *proj1_b_);
+  visit("multi_modal_projector.linear_2.weight", proj2_w_);
+  if (proj2_b_) visit("multi_modal_projector.linear_2.bias", *proj2_b_);
+  if (image_newline_.defined()) visit("image_newline", image_newline_);
+}
+
 // ---- CLIP (§2.1) --------------------------------------------------------------------------
 
 void LlavaVision::check_pixel_tile_shape(const at::Tensor& pixel_values, int64_t tile_dim) const {

@@ -14,6 +14,7 @@
 #include "models/config/model_config.hpp"
 #include "models/nn/nn.hpp"
 #include "models/nn/weights.hpp"
+#include "models/runtime/attention_layer.hpp"
 
 namespace mlab::models {
 
@@ -59,6 +60,11 @@ class LlavaVision {
   // Rows image_features gives for an image of original size height x width (llava: T whatever
   // the size). Equals the processor's placeholder expansion.
   int64_t image_tokens(int64_t height, int64_t width) const;
+
+  // Visits the loaded weights under their canonical names (training, F8): the CLIP layers that
+  // run (patch_embedding as stored here, flattened to [C, 3 * P * P]), the projector and, for
+  // llava_next, image_newline.
+  void for_each_parameter(const ParameterVisitor& visit);
 
   const ModelConfig& config() const { return config_; }
 

@@ -1,0 +1,217 @@
+// The trainer (issue F8, acceptance 1, stage 1 of the tiny LLaVA) against PyTorch running the
+// authors' code: tests/data/train_parity (tools/fixtures/make_train_parity_fixtures.py) holds 50
+// steps of their stage-1 fine-tuning (their stage-1 dir, v4 + lm_head + vision tower frozen,
+// swift's train-mode samples, torch.optim.AdamW, clip_grad_norm_ 1.0, their WSD schedule). Our
+// trainer runs the same steps on the same inputs through models::Vlm. MLAB_TEST_REPORT=1 prints the
+// figures.
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/error.hpp"
+#include "models/io/checkpoint.hpp"
+#include "models/runtime/vlm.hpp"
+#include "tests/support/catch_torch.hpp"
+#include "tests/vlm/vlm_test_support.hpp"
+#include "training/train_batch.hpp"
+#include "training/trainer.hpp"
+
+namespace {
+
+using namespace mlab;
+
+std::filesystem::path parity_dir() { return test::data_dir() / "train_parity"; }
+
+nlohmann::json read_json(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  REQUIRE(in.good());
+  return nlohmann::json::parse(in);
+}
+
+std::vector<training::TrainBatch> read_samples(const models::Checkpoint& file, int64_t n) {
+  std::vector<training::TrainBatch> out;
+  for (int64_t i = 0; i < n; ++i) {
+    const std::string p = std::to_string(i) + ".";
+    training::TrainBatch b;
+    b.inputs.input_ids = file.get(p + "input_ids").clone();
+    b.inputs.attention_mask = file.get(p + "attention_mask").clone();
+    b.inputs.pixel_values = file.get(p + "pixel_values").clone();
+    b.labels = file.get(p + "labels").clone();
+    out.push_back(std::move(b));
+  }
+  return out;
+}
+
+// The authors' lr_scheduler_builder lambda for resolved steps (warmup linear, decay 1-sqrt, min 0)
+// times the peak, as LambdaLR applies it. A stand-in until training/lr_schedule lands.
+double authors_wsd(double peak, int64_t warmup, int64_t decay_start, int64_t decay_steps,
+                   int64_t t) {
+  double lmbda;
+  if (t <= warmup) {
+    lmbda = peak * static_cast<double>(t) / static_cast<double>(std::max<int64_t>(warmup, 1));
+  } else if (t < decay_start) {
+    lmbda = peak;
+  } else if (t < decay_start + decay_steps) {
+    lmbda =
+        peak *
+        (1 - std::sqrt(static_cast<double>(t - decay_start) / static_cast<double>(decay_steps)));
+  } else {
+    lmbda = 0;
+  }
+  return peak * (lmbda / peak);
+}
+
+}  // namespace
+
+TEST_CASE("causal_lm_loss: shifted cross entropy, -100 ignored, mean over supervised tokens",
+          "[training]") {
+  const at::Tensor logits = at::randn({2, 4, 5}, at::TensorOptions().dtype(at::kFloat));
+  const at::Tensor labels =
+      at::tensor({-100, 1, 2, -100, -100, -100, 3, 4}, at::kLong).view({2, 4});
+  REQUIRE(training::supervised_tokens(labels) == 4);
+  const double got = training::causal_lm_loss(logits, labels, 4.0).item<double>();
+  // By hand: position i predicts labels[i + 1].
+  double sum = 0;
+  const int64_t pairs[4][3] = {
+      {0, 0, 1}, {0, 1, 2}, {1, 1, 3}, {1, 2, 4}};  // (row, position, label)
+  for (const auto& [b, i, y] : pairs) {
+    const at::Tensor row = logits[b][i].to(at::kDouble);
+    sum += (at::logsumexp(row, 0) - row[y]).item<double>();
+  }
+  CHECK(std::abs(got - sum / 4) <= 1e-6 * std::abs(sum / 4));
+}
+
+TEST_CASE("Trainer: 50 stage-1 steps of the tiny LLaVA equal PyTorch running the authors' code",
+          "[training]") {
+  const auto doc = read_json(parity_dir() / "steps.json");
+  const auto samples_file = models::Checkpoint::open(parity_dir() / "samples.safetensors");
+  const auto expected = models::Checkpoint::open(parity_dir() / "final.safetensors");
+  const auto samples = read_samples(samples_file, doc.at("num_samples").get<int64_t>());
+  auto model = models::Vlm::load(test::data_dir() / "authors" / "llava" / "stage1_mkl");
+  REQUIRE(model.dtype() == at::kFloat);
+
+  const auto trainable = doc.at("trainable").get<std::vector<std::string>>();
+  const double peak = doc.at("learning_rate").get<double>();
+  const auto& sched = doc.at("schedule");
+  const int64_t warmup = sched.at("lr_warmup_steps"), start = sched.at("lr_decay_starting_step"),
+                decay = sched.at("lr_decay_steps");
+  training::TrainerOptions options;
+  options.adamw.beta1 = doc.at("betas")[0];
+  options.adamw.beta2 = doc.at("betas")[1];
+  options.adamw.eps = doc.at("eps");
+  options.adamw.weight_decay = doc.at("weight_decay");
+  options.max_grad_norm = doc.at("max_grad_norm");
+  training::Trainer trainer(
+      model, trainable, [&](int64_t t) { return authors_wsd(peak, warmup, start, decay, t); },
+      options);
+
+  // Every other parameter is frozen; the trainable ones are the model's own tensors.
+  int64_t frozen = 0;
+  for (const auto& [name, t] : model.named_parameters()) {
+    const bool train = std::find(trainable.begin(), trainable.end(), name) != trainable.end();
+    CHECK(t.requires_grad() == train);
+    frozen += !train;
+  }
+  CHECK(frozen > 0);
+  const std::map<std::string, at::Tensor> initial = [&] {
+    std::map<std::string, at::Tensor> m;
+    for (const auto& [name, t] : trainer.trainable_parameters()) m[name] = t.detach().clone();
+    return m;
+  }();
+
+  const auto& log = doc.at("log");
+  const auto steps = static_cast<int64_t>(log.size());
+  double max_loss_rel = 0, max_norm_rel = 0, max_lr_rel = 0;
+  for (int64_t t = 0; t < steps; ++t) {
+    const auto& want = log[t];
+    const auto got = trainer.step({&samples[t % samples.size()], 1});
+    const double loss = want.at("loss"), norm = want.at("grad_norm"), lr = want.at("lr");
+    max_loss_rel = std::max(max_loss_rel, std::abs(got.loss - loss) / std::abs(loss));
+    max_norm_rel = std::max(max_norm_rel, std::abs(got.grad_norm - norm) / std::abs(norm));
+    max_lr_rel = std::max(max_lr_rel, lr == 0 ? std::abs(got.lr) : std::abs(got.lr - lr) / lr);
+    INFO("step " << t << ": loss " << got.loss << " vs " << loss << ", grad norm " << got.grad_norm
+                 << " vs " << norm << ", lr " << got.lr << " vs " << lr);
+    CHECK(std::abs(got.loss - loss) <= 1e-4 * std::abs(loss));
+  }
+  CHECK(max_lr_rel <= 1e-12);
+  CHECK(max_norm_rel <= 1e-4);
+
+  double max_weight_rel = 0, max_update_rel = 0;
+  for (const auto& [name, t] : trainer.trainable_parameters()) {
+    INFO(name);
+    const at::Tensor want = expected.get(name);
+    const double rel = test::rel_diff(t.detach(), want);
+    // The same difference against the size of the update the 50 steps made.
+    const double update =
+        (want.to(at::kDouble) - initial.at(name).to(at::kDouble)).abs().max().item<double>();
+    const double diff =
+        (t.detach().to(at::kDouble) - want.to(at::kDouble)).abs().max().item<double>();
+    max_weight_rel = std::max(max_weight_rel, rel);
+    max_update_rel = std::max(max_update_rel, update > 0 ? diff / update : diff);
+    CHECK(rel <= 1e-4);
+  }
+  test::report("train parity stage 1 llava: loss max rel diff (50 steps)", max_loss_rel);
+  test::report("train parity stage 1 llava: grad norm max rel diff", max_norm_rel);
+  test::report("train parity stage 1 llava: lr max rel diff", max_lr_rel);
+  test::report("train parity stage 1 llava: final weights max|d| / max|w|", max_weight_rel);
+  test::report("train parity stage 1 llava: final weights max|d| / max|update|", max_update_rel);
+  test::report("train parity stage 1 llava: first loss", log[0].at("loss").get<double>());
+  test::report("train parity stage 1 llava: last loss", log[steps - 1].at("loss").get<double>());
+}
+
+TEST_CASE("Trainer: unknown or repeated trainable names are refused", "[training]") {
+  auto model = models::Vlm::load(test::data_dir() / "authors" / "llava" / "stage1_mkl");
+  auto lr = [](int64_t) { return 1e-3; };
+  CHECK_THROWS_WITH(
+      training::Trainer(model, {"language_model.model.layers.0.self_attn.k_proj.weight"}, lr),
+      Catch::Contains("no parameter 'language_model.model.layers.0.self_attn.k_proj.weight'"));
+  CHECK_THROWS_WITH(
+      training::Trainer(
+          model, {"language_model.model.norm.weight", "language_model.model.norm.weight"}, lr),
+      Catch::Contains("named twice"));
+}
+
+TEST_CASE("Vlm::named_parameters: the checkpoint's canonical names, the model's own tensors",
+          "[training]") {
+  const auto dir = test::data_dir() / "authors" / "llava" / "stage1_mkl";
+  auto model = models::Vlm::load(dir);
+  const auto file = models::Checkpoint::open(dir);
+  std::map<std::string, std::string> stored;  // canonical -> stored
+  for (const auto& name : file.names()) {
+    stored[models::canonical_weight_name(model.config().family, name)] = name;
+  }
+  const auto params = model.named_parameters();
+  std::set<std::string> seen;
+  for (const auto& [name, t] : params) {
+    INFO(name);
+    CHECK(seen.insert(name).second);
+    REQUIRE(stored.count(name) == 1);
+    const at::Tensor want = file.get(stored.at(name));
+    CHECK(at::equal(t.reshape(want.sizes()), want.to(t.scalar_type())));
+  }
+  // Only what the runtime never reads is missing: CLIP's post_layernorm and layers past the
+  // feature layer; every tensor of the decoder and projector is listed.
+  for (const auto& [canonical, name] : stored) {
+    if (seen.count(canonical) != 0) continue;
+    INFO(canonical);
+    CHECK(canonical.rfind("vision_tower.", 0) == 0);
+  }
+  // Setting the flag on a listed handle sets it on the tensor the forward uses.
+  for (auto& [name, t] : params) t.set_requires_grad(name == "language_model.model.norm.weight");
+  models::VlmInputs in;
+  in.input_ids = at::tensor({1, 5, 7}, at::kLong).view({1, 3});
+  in.attention_mask = at::ones({1, 3}, at::kLong);
+  const at::Tensor logits = model.train_logits(in);
+  REQUIRE(logits.requires_grad());
+  logits.sum().backward();
+  for (const auto& [name, t] : params) {
+    INFO(name);
+    CHECK(t.grad().defined() == (name == "language_model.model.norm.weight"));
+  }
+}

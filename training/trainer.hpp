@@ -1,0 +1,81 @@
+#pragma once
+// Trainer: MHA2MLA-VLM fine-tuning steps (issue F8; specs/method.md §6) on the model `eval` runs:
+// autograd through models::Vlm (Vlm::train_logits), the trainable subset chosen by canonical
+// parameter name (Vlm::named_parameters; training/trainable.hpp computes the authors' per-stage
+// sets), the causal-LM loss on swift's labels, gradient accumulation, clipping by global L2 norm
+// and AdamW as torch.optim.AdamW, the learning rate of every step from a schedule function
+// (training/lr_schedule.hpp: LrSchedule::lr). One optimizer step per step() call, as an HF Trainer
+// optimizer step: the LR of 0-based step t is lr(t) (the authors' WSD gives 0 at t = 0).
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "models/runtime/vlm.hpp"
+#include "training/adamw.hpp"
+#include "training/train_batch.hpp"
+
+namespace mlab::training {
+
+// The LR of 0-based optimizer step `step`.
+using LrFunction = std::function<double(int64_t step)>;
+
+struct TrainerOptions {
+  AdamWOptions adamw;
+  double max_grad_norm = 1.0;  // HF TrainingArguments.max_grad_norm; <= 0: no clipping
+};
+
+// What one optimizer step did (the per-step record an HF Trainer logs).
+struct StepLog {
+  int64_t step = 0;        // 0-based optimizer step
+  double loss = 0;         // mean cross entropy over the supervised tokens of all micro-batches
+  double grad_norm = 0;    // global L2 norm of the gradients before clipping
+  double lr = 0;           // the LR this step used
+  int64_t tokens = 0;      // input tokens (B * L summed over the micro-batches)
+  int64_t supervised = 0;  // tokens with a label (after the shift)
+};
+
+// torch.nn.utils.clip_grad_norm_(params, max_norm) (2.x): the L2 norm of the per-tensor L2 norms
+// of the defined gradients; every gradient is multiplied by min(max_norm / (norm + 1e-6), 1).
+// Returns the norm before clipping. max_norm <= 0: only the norm.
+double clip_grad_norm(std::span<const at::Tensor> params, double max_norm);
+
+class Trainer {
+ public:
+  // Makes the parameters of `model` named in `trainable` (canonical names, in the order given:
+  // the optimizer's and the norm's order) require grad and every other parameter not. Throws
+  // mlab::Error naming an unknown or repeated name, or a non floating-point parameter.
+  // `model` must outlive the trainer.
+  Trainer(models::Vlm& model, const std::vector<std::string>& trainable, LrFunction lr,
+          TrainerOptions options = {});
+
+  // One optimizer step over the micro-batches of an accumulation window: each forward + backward
+  // with its loss summed over tokens and divided by the window's supervised tokens (HF
+  // transformers' num_items_in_batch: the window's mean; one micro-batch: the plain mean), then
+  // clipping, the AdamW update at lr(step) and zeroed gradients. Throws mlab::Error when the
+  // window has no supervised token or the loss is not finite (naming the step; the weights are
+  // then as before the step).
+  StepLog step(std::span<const TrainBatch> micro_batches);
+
+  // (canonical name, tensor) of the trainable parameters, in the optimizer's order.
+  const std::vector<std::pair<std::string, at::Tensor>>& trainable_parameters() const {
+    return trainable_;
+  }
+  int64_t steps_done() const { return step_; }
+  const AdamW& optimizer() const { return *optimizer_; }
+
+ private:
+  models::Vlm* model_;
+  std::vector<std::pair<std::string, at::Tensor>> trainable_;
+  LrFunction lr_;
+  TrainerOptions options_;
+  std::unique_ptr<AdamW> optimizer_;
+  int64_t step_ = 0;
+};
+
+}  // namespace mlab::training
