@@ -146,14 +146,51 @@ struct Cli {
     convert->callback(
         [this, conv, &out] { action = [conv, &out] { return run_convert(*conv, out); }; });
 
-    auto* train = planned_command("train", "Two-stage parameter-efficient fine-tuning", "F8");
-    train->add_option("--model", s1, "Model directory")->required();
-    train->add_option("--stage", n1, "1 or 2")->required();
-    train->add_option("--data", s2, "LLaVA-style instruction JSON")->required();
-    train->add_option("--out", s3, "Output directory")->required();
-    train->add_option("--steps", n2, "Optimizer steps");
-    train->add_option("--lr", x1, "Peak learning rate");
-    train->add_option("--batch", n3, "Micro-batch size");
+    auto tr = std::make_shared<TrainOptions>();
+    tr->paper_params =
+        std::filesystem::path(MLAB_SOURCE_DIR) / "configs" / "paper" / "trainable_params.json";
+    auto* train = app.add_subcommand(
+        "train",
+        "Two-stage parameter-efficient fine-tuning [not implemented yet: F8; --dry-run prints each "
+        "stage's trainable parameters]");
+    train->footer(
+        "--dry-run: every parameter of the stage-1 (partial RoPE) and stage-2 (MLA) model, by "
+        "group, with the trainable ones as the authors' train_stage{1,2}.py set them "
+        "(freeze_non_attn_weights with peft_train v4 / v2, lm_head frozen, swift's freeze_vit "
+        "and freeze_aligner: vision tower frozen, projector trained; docs/training.md), computed "
+        "from config.json alone, beside the paper's Tables 5-6 #Param. for its three models. "
+        "Without --dry-run the command exits 2: the trainer lands in a later slice of F8.");
+    train->add_flag("--dry-run", tr->dry_run,
+                    "Print the trainable parameter sets (no data, no weights, no training)");
+    train->add_option("--model-config", tr->model_config,
+                      "--dry-run: config.json, or a model dir holding one (default: --model)");
+    train->add_option("--model", tr->model, "Model directory");
+    train->add_option("--stage", tr->stage, "1 (partial RoPE) or 2 (MLA); --dry-run: both if absent")
+        ->check(CLI::Range(1, 2));
+    train->add_option("--peft", tr->peft,
+                      "The authors' peft_train: v2 | v3 | v4 | v5 | v6 | none (default: v4 for "
+                      "stage 1, v2 for stage 2, as their cfgs)");
+    train->add_option("--rope-dims", tr->rope_dims, "RoPE dims kept per head (r)")
+        ->capture_default_str();
+    train->add_option("--d-kv", tr->d_kv, "Stage 2: latent dims per KV head")
+        ->capture_default_str();
+    train->add_flag("--freeze-aligner", tr->freeze_aligner,
+                    "Freeze the projector too (swift's freeze_aligner; the authors train it)");
+    train->add_flag("--train-vision", tr->train_vision,
+                    "Train the vision tower (swift's freeze_vit false; the authors freeze it)");
+    train->add_flag("--parameters", tr->list_parameters,
+                    "--dry-run: also list every tensor with its shape and trainable flag");
+    train->add_flag("--json", tr->json, "--dry-run: one JSON object");
+    train->add_option("--paper-params", tr->paper_params,
+                      "The paper's #Param. figures to compare with")
+        ->capture_default_str();
+    train->add_option("--data", tr->data, "LLaVA-style instruction JSON (the trainer: F8)");
+    train->add_option("--out", tr->out, "Output directory (the trainer: F8)");
+    train->add_option("--steps", tr->steps, "Optimizer steps (the trainer: F8)");
+    train->add_option("--lr", tr->lr, "Peak learning rate (the trainer: F8)");
+    train->add_option("--batch", tr->batch, "Micro-batch size (the trainer: F8)");
+    train->add_option("--accum", tr->accum, "Gradient accumulation steps (the trainer: F8)");
+    train->callback([this, tr, &out] { action = [tr, &out] { return run_train(*tr, out); }; });
 
     auto ev = std::make_shared<EvalOptions>();
     ev->configs_dir = std::filesystem::path(MLAB_SOURCE_DIR) / "configs" / "tasks";

@@ -160,6 +160,31 @@ struct ConvertOptions {
 // `mla-bench convert`: exit 0, or 1 if a layer violated Theorem 2.1 (split loss > joint loss).
 int run_convert(const ConvertOptions& options, std::ostream& out);
 
+struct TrainOptions {
+  std::filesystem::path model;         // model dir (the trainer's input; --dry-run: its config)
+  std::filesystem::path model_config;  // --dry-run: a config.json or a dir holding one
+  int stage = 0;                       // 1 | 2; 0 (--dry-run only): both stages
+  std::string peft;                    // none | v2..v6; "": the authors' (stage 1 v4, stage 2 v2)
+  int64_t rope_dims = 32;              // r
+  int64_t d_kv = 64;                   // stage 2 latent per KV head
+  bool freeze_aligner = false;         // swift's freeze_aligner (the authors: false)
+  bool train_vision = false;           // swift's freeze_vit = false (the authors: frozen)
+  bool dry_run = false;                // print the trainable parameter sets only
+  bool json = false;                   // --dry-run: one JSON object
+  bool list_parameters = false;        // --dry-run: also every tensor (name, shape, trainable)
+  std::filesystem::path paper_params;  // configs/paper/trainable_params.json ("" or absent: none)
+  // The trainer's options (later in F8): parsed, unused.
+  std::filesystem::path data, out;
+  int64_t steps = 0, batch = 0, accum = 0;
+  double lr = 0;
+};
+// `mla-bench train`: with dry_run, each stage's parameters by group (tensors, elements, share of
+// the model, trainable or not) and the trainable total beside the paper's Tables 5-6
+// (training/trainable.hpp). Without dry_run: UsageError (the trainer lands later in F8). Throws
+// UsageError for a bad --peft or a missing config option, mlab::Error for an unreadable config
+// or options that do not fit the model (rope dims, d_kv).
+int run_train(const TrainOptions& options, std::ostream& out);
+
 struct EvalOptions {
   std::filesystem::path model;
   std::string tasks;               // comma-separated lmms-eval task names
