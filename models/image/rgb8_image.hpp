@@ -1,7 +1,7 @@
 #pragma once
 // Rgb8Image: the plain uint8 RGB image the image processors work on (no Torch). It is what
 // transformers' PIL backend holds after `convert_to_rgb`, before normalisation
-// (../shared/specs/models.md §4.1). Decoding lives in datasets/image.hpp (stb_image); models/
+// (../shared/specs/models.md §4.1). Decoding lives in datasets/image.hpp (libjpeg-turbo / libpng, as Pillow); models/
 // does not depend on datasets/, so callers copy datasets::Image into an Rgb8Image.
 #include <array>
 #include <cstdint>
