@@ -112,6 +112,7 @@ struct Cli {
         ->add_option("--format", conv->format,
                      "config.json dialect: authors (their arguments.py block: their "
                      "train_stage2.py and lmms-eval load the dir) | mlab (our keys only)")
+        ->check(CLI::IsMember({"authors", "mlab"}))
         ->capture_default_str();
     convert->add_option("--calib", conv->calib, "Calibration dataset dir (docs/formats.md)");
     convert

@@ -17,6 +17,7 @@
 #include "models/runtime/mla_attention.hpp"
 #include "models/runtime/vlm.hpp"
 #include "tests/support/catch_torch.hpp"
+#include "tests/support/run_binary.hpp"
 #include "tests/vlm/vlm_test_support.hpp"
 
 namespace {
@@ -290,4 +291,40 @@ TEST_CASE("ours in their format: their loader's files and block, and their logit
     }
   }
   if (exported == nullptr) CHECK(compared == 10);
+}
+
+TEST_CASE("authors' checkpoints through the CLI: generate and eval run their dirs as written; "
+          "--format mlab and the old --svd joint stay readable",
+          "[mha2mla][authors]") {
+  const std::string dir = (authors() / "llava_next" / "stage2_md").string();
+  const auto gen = mlab::test::run_mla_bench("generate --model " + dir + " --image " +
+                                             (mlab::test::data_dir() / "images" / "tall.png").string() +
+                                             " --prompt 'What is shown?' --max-new-tokens 3 --json");
+  INFO(gen.err);
+  CHECK(gen.code == 0);
+  const fs::path db = mlab::test::scratch_dir("authors_eval") / "results.sqlite";
+  fs::remove(db);
+  const auto ev = mlab::test::run_mla_bench(
+      "eval --model " + dir + " --tasks pope --datasets " +
+      (mlab::test::data_dir() / "datasets").string() + " --limit 2 --db " + db.string());
+  INFO(ev.err);
+  CHECK(ev.code == 0);
+  CHECK(ev.out.find("2 new") != std::string::npos);
+
+  // Our old dialect (--format mlab) and the old spelling of --svd activation.
+  const fs::path out = mlab::test::scratch_dir("authors_mlab_format") / "out";
+  fs::remove_all(out);
+  const auto conv = mlab::test::run_mla_bench(
+      "convert --model " + (mlab::test::tiny_vlm_dir() / "llava").string() + " --out " +
+      out.string() + " --rope high --rope-dims 8 --d-kv 8 --svd joint --format mlab --calib " +
+      (mlab::test::data_dir() / "datasets" / "pope").string() + " --calib-samples 3");
+  INFO(conv.err);
+  REQUIRE(conv.code == 0);
+  CHECK(conv.err.find("now called 'activation'") != std::string::npos);
+  const auto block = mlab::models::load_model_config(out).raw["mha2mla"];
+  CHECK(block["svd_init_method"] == "activation");
+  CHECK_FALSE(block.contains("stage1_path"));
+  const Vlm vlm = Vlm::load(out);
+  CHECK(mlab::models::MlaConfig::from_model_config(vlm.config())->svd_init == "activation");
+  CHECK(mlab::test::run_mla_bench("convert --model x --out y --format hf").code == 2);
 }
