@@ -19,7 +19,9 @@
 #include "models/runtime/vlm.hpp"
 #include "tests/support/catch_torch.hpp"
 #include "tests/vlm/vlm_test_support.hpp"
+#include "training/lr_schedule.hpp"
 #include "training/train_batch.hpp"
+#include "training/trainable.hpp"
 #include "training/trainer.hpp"
 
 namespace {
@@ -46,25 +48,6 @@ std::vector<training::TrainBatch> read_samples(const models::Checkpoint& file, i
     out.push_back(std::move(b));
   }
   return out;
-}
-
-// The authors' lr_scheduler_builder lambda for resolved steps (warmup linear, decay 1-sqrt, min 0)
-// times the peak, as LambdaLR applies it. A stand-in until training/lr_schedule lands.
-double authors_wsd(double peak, int64_t warmup, int64_t decay_start, int64_t decay_steps,
-                   int64_t t) {
-  double lmbda;
-  if (t <= warmup) {
-    lmbda = peak * static_cast<double>(t) / static_cast<double>(std::max<int64_t>(warmup, 1));
-  } else if (t < decay_start) {
-    lmbda = peak;
-  } else if (t < decay_start + decay_steps) {
-    lmbda =
-        peak *
-        (1 - std::sqrt(static_cast<double>(t - decay_start) / static_cast<double>(decay_steps)));
-  } else {
-    lmbda = 0;
-  }
-  return peak * (lmbda / peak);
 }
 
 }  // namespace
@@ -97,10 +80,16 @@ TEST_CASE("Trainer: 50 stage-1 steps of the tiny LLaVA equal PyTorch running the
   REQUIRE(model.dtype() == at::kFloat);
 
   const auto trainable = doc.at("trainable").get<std::vector<std::string>>();
-  const double peak = doc.at("learning_rate").get<double>();
-  const auto& sched = doc.at("schedule");
-  const int64_t warmup = sched.at("lr_warmup_steps"), start = sched.at("lr_decay_starting_step"),
-                decay = sched.at("lr_decay_steps");
+  // The trainable set the authors' stage 1 gives (training/trainable.hpp) is the fixture's.
+  const auto set = training::TrainableSet::build(model.config(), {.stage = 1, .rope_dim = 8});
+  std::set<std::string> ours;
+  for (const auto& p : set.parameters()) {
+    if (p.trainable) ours.insert(p.name);
+  }
+  CHECK(ours == std::set<std::string>(trainable.begin(), trainable.end()));
+  // Their cfgs/stage1.yaml schedule (WsdSpec's defaults) over the fixture's steps.
+  const auto schedule = training::LrSchedule::wsd(
+      doc.at("learning_rate").get<double>(), training::WsdSpec{}, doc.at("steps").get<int64_t>());
   training::TrainerOptions options;
   options.adamw.beta1 = doc.at("betas")[0];
   options.adamw.beta2 = doc.at("betas")[1];
@@ -108,8 +97,7 @@ TEST_CASE("Trainer: 50 stage-1 steps of the tiny LLaVA equal PyTorch running the
   options.adamw.weight_decay = doc.at("weight_decay");
   options.max_grad_norm = doc.at("max_grad_norm");
   training::Trainer trainer(
-      model, trainable, [&](int64_t t) { return authors_wsd(peak, warmup, start, decay, t); },
-      options);
+      model, trainable, [&](int64_t t) { return schedule.lr(t); }, options);
 
   // Every other parameter is frozen; the trainable ones are the model's own tensors.
   int64_t frozen = 0;
