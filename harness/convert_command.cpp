@@ -16,6 +16,7 @@
 #include "harness/calibration_data.hpp"
 #include "harness/commands.hpp"
 #include "methods/mha2mla/mha2mla_converter.hpp"
+#include "models/runtime/mla_attention.hpp"
 #include "models/nn/weights.hpp"
 
 namespace mlab::harness {
@@ -63,10 +64,16 @@ int run_convert(const ConvertOptions& o, std::ostream& out) {
   methods::parse_save_format(o.format);  // fail before the slow part
   co.mkl_queries = o.mkl_queries;
   co.mkl_samples = o.mkl_samples;
-  out << "convert " << o.model.string() << ": " << vlm.config().text.num_hidden_layers
-      << " layers, rope " << (o.ranks.empty() ? o.rope : o.ranks.string()) << " r=" << o.rope_dims
-      << ", stage " << o.stage;
-  if (o.stage == 2) out << ", d_kv=" << o.d_kv << ", svd " << o.svd;
+  out << "convert " << o.model.string() << ": " << vlm.config().text.num_hidden_layers;
+  if (const auto s1 = models::MlaConfig::from_model_config(vlm.config())) {
+    // A stage-1 model keeps its keep-sets (--rope / --rope-dims / --ranks do not apply).
+    out << " layers, a stage-1 model (rope " << s1->strategy << " r=" << s1->rope_dim << ")";
+  } else {
+    out << " layers, rope " << (o.ranks.empty() ? o.rope : o.ranks.string())
+        << " r=" << o.rope_dims;
+  }
+  out << ", stage " << o.stage;
+  if (o.stage == 2) out << ", d_kv=" << o.d_kv << ", svd " << co.svd;
   out << ", " << calibration.size() << " calibration samples";
   if (!o.calib.empty()) {
     out << " (" << calib_format_name(calib_options.format) << " format, seed "
