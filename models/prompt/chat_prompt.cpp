@@ -87,20 +87,24 @@ std::string render_prompt(Family family, std::span<const Turn> turns) {
   return out;
 }
 
+int32_t image_placeholder_id(const Tokenizer& tokenizer, Family family) {
+  const std::string_view placeholder = image_placeholder(family);
+  const auto id = tokenizer.token_to_id(placeholder);
+  MLAB_CHECK(id.has_value() && tokenizer.is_special(*id), "tokenizer ", tokenizer.source(),
+             " has no special token '", placeholder, "' (the model's image placeholder)");
+  return *id;
+}
+
 std::vector<int32_t> encode_prompt(const Tokenizer& tokenizer, Family family,
                                    std::span<const Turn> turns,
                                    std::span<const int64_t> image_tokens) {
-  const std::string_view placeholder = image_placeholder(family);
-  const auto image_id = tokenizer.token_to_id(placeholder);
-  MLAB_CHECK(image_id.has_value() && tokenizer.is_special(*image_id), "tokenizer ",
-             tokenizer.source(), " has no special token '", placeholder,
-             "' (the model's image placeholder)");
+  const int32_t image_id = image_placeholder_id(tokenizer, family);
   const std::vector<int32_t> ids = tokenizer.encode(render_prompt(family, turns), true);
   std::vector<int32_t> out;
   out.reserve(ids.size());
   std::size_t image = 0;
   for (const int32_t id : ids) {
-    if (id != *image_id) {
+    if (id != image_id) {
       out.push_back(id);
       continue;
     }

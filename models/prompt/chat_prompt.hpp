@@ -41,6 +41,10 @@ std::string render_prompt(Family family, std::span<const Turn> turns);
 // The placeholder token of a family: "<image>" (llava, llava_next) or "<|image_pad|>".
 std::string_view image_placeholder(Family family);
 
+// The id of the family's image placeholder in `tokenizer`. Throws mlab::Error naming the
+// tokenizer when it lacks the placeholder as a special token.
+int32_t image_placeholder_id(const Tokenizer& tokenizer, Family family);
+
 // Token ids of the rendered prompt (with the tokenizer's special tokens, as the processors
 // tokenize), the k-th image placeholder repeated image_tokens[k] times. Throws mlab::Error when
 // the tokenizer lacks the placeholder as an added token or the counts disagree.

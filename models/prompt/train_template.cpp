@@ -189,10 +189,7 @@ std::vector<TrainPiece> render_train_pieces(Family family, std::span<const Turn>
 TrainEncoding encode_train(const Tokenizer& tokenizer, Family family, std::span<const Turn> turns,
                            std::span<const int64_t> image_tokens) {
   const std::string_view placeholder = image_placeholder(family);
-  const auto image_id = tokenizer.token_to_id(placeholder);
-  MLAB_CHECK(image_id.has_value() && tokenizer.is_special(*image_id), "tokenizer ",
-             tokenizer.source(), " has no special token '", placeholder,
-             "' (the model's image placeholder)");
+  const int32_t image_id = image_placeholder_id(tokenizer, family);
   const int64_t tags = train_image_count(turns);
   MLAB_CHECK(tags == static_cast<int64_t>(image_tokens.size()), "train template: the turns have ",
              tags, " image tag(s) but ", image_tokens.size(), " image token count(s) were given");
@@ -232,7 +229,7 @@ TrainEncoding encode_train(const Tokenizer& tokenizer, Family family, std::span<
   out.labels.reserve(ids.size());
   std::size_t image = 0;
   for (std::size_t i = 0; i < ids.size(); ++i) {
-    if (ids[i] != *image_id) {
+    if (ids[i] != image_id) {
       out.input_ids.push_back(ids[i]);
       out.labels.push_back(labels[i]);
       continue;

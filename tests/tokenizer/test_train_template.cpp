@@ -19,30 +19,7 @@ namespace {
 
 using nlohmann::json;
 
-json added(int32_t id, const std::string& content) {
-  return {{"id", id},        {"content", content},  {"single_word", false}, {"lstrip", false},
-          {"rstrip", false}, {"normalized", false}, {"special", true}};
-}
-
-// The family's tokenizer as its model ships it (as test_chat_prompt.cpp builds it).
-const mlab::Tokenizer* family_tokenizer(const std::string& family) {
-  static std::map<std::string, mlab::Tokenizer> cache;
-  if (const auto it = cache.find(family); it != cache.end()) return &it->second;
-  const std::string name = family == "llava"        ? "llama2"
-                           : family == "llava_next" ? "llama3"
-                                                    : "qwen2.5";
-  const auto path = mlab::test::tokenizer_file(name);
-  if (path.empty()) return nullptr;
-  std::ifstream in(path);
-  json config = json::parse(std::string(std::istreambuf_iterator<char>(in), {}));
-  if (family == "llava") {
-    config["added_tokens"].push_back(added(32000, "<image>"));
-    config["added_tokens"].push_back(added(32001, "<pad>"));
-  } else if (family == "llava_next") {
-    config["added_tokens"].push_back(added(128256, "<image>"));
-  }
-  return &cache.emplace(family, mlab::Tokenizer::from_json(config, path.string())).first->second;
-}
+using mlab::test::family_tokenizer;
 
 std::vector<mlab::prompt::Turn> turns_of(const json& c) {
   std::vector<mlab::prompt::Turn> turns;

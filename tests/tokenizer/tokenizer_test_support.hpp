@@ -2,9 +2,13 @@
 // Shared helpers of the tokenizer tests: where the real tokenizer files are, and a cache of
 // loaded tokenizers (loading Qwen's 11 MB tokenizer.json takes a while).
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "models/tokenizer/tokenizer.hpp"
 
@@ -52,6 +56,34 @@ inline const Tokenizer* load_tokenizer(const std::string& name) {
   const auto path = tokenizer_file(name);
   if (path.empty()) return nullptr;
   return &cache.emplace(name, Tokenizer::from_file(path)).first->second;
+}
+
+// An added-token entry of tokenizer.json (special, not normalized).
+inline nlohmann::json added_token(int32_t id, const std::string& content) {
+  return {{"id", id},        {"content", content},  {"single_word", false}, {"lstrip", false},
+          {"rstrip", false}, {"normalized", false}, {"special", true}};
+}
+
+// The family's tokenizer as its model ships it: llava-hf adds <image> 32000 and <pad> 32001 to
+// Llama-2's, llama3-llava-next adds <image> 128256; Qwen2.5's has <|image_pad|>. nullptr when
+// the tokenizer file is not available. Cached (shared by the chat-prompt and train-template tests).
+inline const Tokenizer* family_tokenizer(const std::string& family) {
+  static std::map<std::string, Tokenizer> cache;
+  if (const auto it = cache.find(family); it != cache.end()) return &it->second;
+  const std::string name = family == "llava"        ? "llama2"
+                           : family == "llava_next" ? "llama3"
+                                                    : "qwen2.5";
+  const auto path = tokenizer_file(name);
+  if (path.empty()) return nullptr;
+  std::ifstream in(path);
+  nlohmann::json config = nlohmann::json::parse(std::string(std::istreambuf_iterator<char>(in), {}));
+  if (family == "llava") {
+    config["added_tokens"].push_back(added_token(32000, "<image>"));
+    config["added_tokens"].push_back(added_token(32001, "<pad>"));
+  } else if (family == "llava_next") {
+    config["added_tokens"].push_back(added_token(128256, "<image>"));
+  }
+  return &cache.emplace(family, Tokenizer::from_json(config, path.string())).first->second;
 }
 
 }  // namespace mlab::test
