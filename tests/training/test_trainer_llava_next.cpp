@@ -1,0 +1,166 @@
+// The trainer (issue F8, acceptance 1) on LLaVA-NeXT, stage 1, against PyTorch running the authors'
+// llavanext/ code: tests/data/train_parity/next_* (tools/fixtures/make_train_parity_fixtures.py
+// --stage next1) holds 50 steps of their stage-1 fine-tuning of the tiny LLaVA-NeXT (their dir
+// llava_next/stage1_mkl, v4 + lm_head + vision tower frozen, projector and image_newline trained,
+// swift's llama3_llava_next_hf train-mode samples with anyres patches, torch.optim.AdamW,
+// clip_grad_norm_ 1.0, their WSD schedule). MLAB_TEST_REPORT=1 prints the figures.
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "models/io/checkpoint.hpp"
+#include "models/runtime/vlm.hpp"
+#include "tests/support/catch_torch.hpp"
+#include "tests/vlm/vlm_test_support.hpp"
+#include "training/lr_schedule.hpp"
+#include "training/train_batch.hpp"
+#include "training/trainable.hpp"
+#include "training/trainer.hpp"
+
+namespace {
+
+using namespace mlab;
+
+std::filesystem::path parity_dir() { return test::data_dir() / "train_parity"; }
+std::filesystem::path next_dir() {
+  return test::data_dir() / "authors" / "llava_next" / "stage1_mkl";
+}
+
+nlohmann::json read_json(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  REQUIRE(in.good());
+  return nlohmann::json::parse(in);
+}
+
+std::vector<training::TrainBatch> read_samples(const models::Checkpoint& file, int64_t n) {
+  std::vector<training::TrainBatch> out;
+  for (int64_t i = 0; i < n; ++i) {
+    const std::string p = std::to_string(i) + ".";
+    training::TrainBatch b;
+    b.inputs.input_ids = file.get(p + "input_ids").clone();
+    b.inputs.attention_mask = file.get(p + "attention_mask").clone();
+    // swift's collator concatenates the patches of the batch's images: [P, C, S, S]; one image.
+    const at::Tensor pixels = file.get(p + "pixel_values");
+    b.inputs.pixel_values = pixels.unsqueeze(0).clone();  // [1, P, C, S, S]
+    b.inputs.image_sizes = file.get(p + "image_sizes").clone();
+    b.labels = file.get(p + "labels").clone();
+    out.push_back(std::move(b));
+  }
+  return out;
+}
+
+// One forward + backward of `batch` with the trainer's loss (the plain mean of one micro-batch).
+void backward(const models::Vlm& model, const training::TrainBatch& batch) {
+  const at::Tensor logits = model.train_logits(batch.inputs);
+  const auto n = static_cast<double>(training::supervised_tokens(batch.labels));
+  training::causal_lm_loss(logits, batch.labels, n).backward();
+}
+
+}  // namespace
+
+TEST_CASE("Trainer: 50 stage-1 steps of the tiny LLaVA-NeXT (image_newline trained) equal PyTorch "
+          "running the authors' code",
+          "[training]") {
+  const auto doc = read_json(parity_dir() / "next_stage1_steps.json");
+  REQUIRE(doc.at("stage") == 1);
+  const auto samples_file = models::Checkpoint::open(parity_dir() / "next_samples.safetensors");
+  const auto expected = models::Checkpoint::open(parity_dir() / "next_stage1_final.safetensors");
+  const auto grad0 = models::Checkpoint::open(parity_dir() / "next_stage1_grad0.safetensors");
+  const auto samples = read_samples(samples_file, doc.at("num_samples").get<int64_t>());
+  auto model = models::Vlm::load(next_dir());
+  REQUIRE(model.dtype() == at::kFloat);
+
+  const auto trainable = doc.at("trainable").get<std::vector<std::string>>();
+  // The trainable set the authors' stage 1 gives (training/trainable.hpp, v4; r = 8), with
+  // image_newline (in no swift group: trained in both stages).
+  const auto set = training::TrainableSet::build(model.config(), {.stage = 1, .rope_dim = 8});
+  std::set<std::string> ours;
+  for (const auto& p : set.parameters()) {
+    if (p.trainable) ours.insert(p.name);
+  }
+  CHECK(ours == std::set<std::string>(trainable.begin(), trainable.end()));
+  CHECK(ours.count("image_newline") == 1);
+
+  const auto schedule = training::LrSchedule::wsd(
+      doc.at("learning_rate").get<double>(), training::WsdSpec{}, doc.at("steps").get<int64_t>());
+  training::TrainerOptions options;
+  options.adamw.beta1 = doc.at("betas")[0];
+  options.adamw.beta2 = doc.at("betas")[1];
+  options.adamw.eps = doc.at("eps");
+  options.adamw.weight_decay = doc.at("weight_decay");
+  options.max_grad_norm = doc.at("max_grad_norm");
+  training::Trainer trainer(
+      model, trainable, [&](int64_t t) { return schedule.lr(t); }, options);
+
+  const std::map<std::string, at::Tensor> initial = [&] {
+    std::map<std::string, at::Tensor> m;
+    for (const auto& [name, t] : trainer.trainable_parameters()) m[name] = t.detach().clone();
+    return m;
+  }();
+
+  // Step 0's gradients against theirs (image_newline's included, non-zero).
+  double max_grad0_rel = 0;
+  {
+    backward(model, samples[0]);
+    for (const auto& [name, t] : trainer.trainable_parameters()) {
+      INFO(name);
+      REQUIRE(t.grad().defined());
+      const at::Tensor want = grad0.get(name);
+      const double rel = test::rel_diff(t.grad(), want);
+      max_grad0_rel = std::max(max_grad0_rel, rel);
+      CHECK(rel <= 1e-4);
+      if (name == "image_newline") CHECK(t.grad().abs().max().item<double>() > 0);
+    }
+    for (const auto& [name, t] : trainer.trainable_parameters()) {
+      const_cast<at::Tensor&>(t).mutable_grad() = at::Tensor();
+    }
+  }
+
+  const auto& log = doc.at("log");
+  const auto steps = static_cast<int64_t>(log.size());
+  double max_loss_rel = 0, max_norm_rel = 0, max_lr_rel = 0;
+  for (int64_t t = 0; t < steps; ++t) {
+    const auto& want = log[t];
+    const auto got = trainer.step({&samples[t % samples.size()], 1});
+    const double loss = want.at("loss"), norm = want.at("grad_norm"), lr = want.at("lr");
+    max_loss_rel = std::max(max_loss_rel, std::abs(got.loss - loss) / std::abs(loss));
+    max_norm_rel = std::max(max_norm_rel, std::abs(got.grad_norm - norm) / std::abs(norm));
+    max_lr_rel = std::max(max_lr_rel, lr == 0 ? std::abs(got.lr) : std::abs(got.lr - lr) / lr);
+    INFO("step " << t << ": loss " << got.loss << " vs " << loss << ", grad norm " << got.grad_norm
+                 << " vs " << norm << ", lr " << got.lr << " vs " << lr);
+    CHECK(std::abs(got.loss - loss) <= 1e-4 * std::abs(loss));
+  }
+  CHECK(max_lr_rel <= 1e-12);
+  CHECK(max_norm_rel <= 1e-4);
+
+  double max_weight_rel = 0, max_update_rel = 0;
+  for (const auto& [name, t] : trainer.trainable_parameters()) {
+    INFO(name);
+    const at::Tensor want = expected.get(name);
+    const double rel = test::rel_diff(t.detach(), want);
+    const double update =
+        (want.to(at::kDouble) - initial.at(name).to(at::kDouble)).abs().max().item<double>();
+    const double diff =
+        (t.detach().to(at::kDouble) - want.to(at::kDouble)).abs().max().item<double>();
+    max_weight_rel = std::max(max_weight_rel, rel);
+    max_update_rel = std::max(max_update_rel, update > 0 ? diff / update : diff);
+    CHECK(rel <= 1e-4);
+    // Every trainable tensor moved (image_newline included).
+    CHECK(update > 0);
+  }
+  test::report("train parity stage 1 llava_next: step-0 gradients max|d| / max|g|", max_grad0_rel);
+  test::report("train parity stage 1 llava_next: loss max rel diff (50 steps)", max_loss_rel);
+  test::report("train parity stage 1 llava_next: grad norm max rel diff", max_norm_rel);
+  test::report("train parity stage 1 llava_next: lr max rel diff", max_lr_rel);
+  test::report("train parity stage 1 llava_next: final weights max|d| / max|w|", max_weight_rel);
+  test::report("train parity stage 1 llava_next: final weights max|d| / max|update|", max_update_rel);
+  test::report("train parity stage 1 llava_next: first loss", log[0].at("loss").get<double>());
+  test::report("train parity stage 1 llava_next: last loss", log[steps - 1].at("loss").get<double>());
+}
