@@ -152,15 +152,15 @@ struct Cli {
         std::filesystem::path(MLAB_SOURCE_DIR) / "configs" / "paper" / "trainable_params.json";
     auto* train = app.add_subcommand(
         "train",
-        "Two-stage parameter-efficient fine-tuning [not implemented yet: F8; --dry-run prints each "
-        "stage's trainable parameters]");
+        "Two-stage parameter-efficient fine-tuning of a converted model (--dry-run: each stage's "
+        "trainable parameters)");
     train->footer(
         "--dry-run: every parameter of the stage-1 (partial RoPE) and stage-2 (MLA) model, by "
         "group, with the trainable ones as the authors' train_stage{1,2}.py set them "
         "(freeze_non_attn_weights with peft_train v4 / v2, lm_head frozen, swift's freeze_vit "
         "and freeze_aligner: vision tower frozen, projector trained; docs/training.md), computed "
         "from config.json alone, beside the paper's Tables 5-6 #Param. for its three models. "
-        "Without --dry-run the command exits 2: the trainer lands in a later slice of F8.");
+        "Without --dry-run it fine-tunes --model (docs/training.md).");
     train->add_flag("--dry-run", tr->dry_run,
                     "Print the trainable parameter sets (no data, no weights, no training)");
     train->add_option("--model-config", tr->model_config,
@@ -185,12 +185,30 @@ struct Cli {
     train->add_option("--paper-params", tr->paper_params,
                       "The paper's #Param. figures to compare with")
         ->capture_default_str();
-    train->add_option("--data", tr->data, "LLaVA-style instruction JSON (the trainer: F8)");
-    train->add_option("--out", tr->out, "Output directory (the trainer: F8)");
-    train->add_option("--steps", tr->steps, "Optimizer steps (the trainer: F8)");
-    train->add_option("--lr", tr->lr, "Peak learning rate (the trainer: F8)");
-    train->add_option("--batch", tr->batch, "Micro-batch size (the trainer: F8)");
-    train->add_option("--accum", tr->accum, "Gradient accumulation steps (the trainer: F8)");
+    train->add_option("--data", tr->data,
+                      "LLaVA-format instruction JSON/JSONL (or swift's messages/images)");
+    train->add_option("--image-root", tr->image_root,
+                      "Directory the data's image paths are relative to (default: the data's)");
+    train->add_option("--out", tr->out, "Output directory: checkpoint-<step>/, train_log.jsonl");
+    train->add_option("--steps", tr->steps, "Optimizer steps");
+    train->add_option("--epochs", tr->epochs, "Epochs (instead of --steps)");
+    train->add_option("--lr", tr->lr, "Peak learning rate of the WSD schedule")->capture_default_str();
+    train->add_option("--batch-size,--batch", tr->batch, "Rows per optimizer step per accumulation micro-step")
+        ->capture_default_str();
+    train->add_option("--grad-accum,--accum", tr->accum, "Gradient accumulation steps")
+        ->capture_default_str();
+    train->add_option("--weight-decay", tr->weight_decay, "AdamW weight decay")->capture_default_str();
+    train->add_option("--max-grad-norm", tr->max_grad_norm, "Clip the global grad norm (<= 0: off)")
+        ->capture_default_str();
+    train->add_option("--seed", tr->seed, "Seed of the sample order")->capture_default_str();
+    train->add_option("--save-every", tr->save_every, "Checkpoint every N steps (and at the end)");
+    train->add_option("--stop-after", tr->stop_after,
+                      "Stop after this step (checkpointed; the schedule still spans all steps)");
+    train->add_option("--max-length", tr->max_length, "Skip records longer than this (tokens)");
+    train->add_flag("--resume", tr->resume, "Continue from the latest checkpoint in --out");
+    train->add_flag("--strict", tr->strict, "A bad record is fatal (exit 1 naming it)");
+    train->add_option("--device", tr->device, "cpu | cuda[:N]")->capture_default_str();
+    train->add_option("--dtype", tr->dtype, "auto | float32 | bfloat16 | float16")->capture_default_str();
     train->callback([this, tr, &out] { action = [tr, &out] { return run_train(*tr, out); }; });
 
     auto ev = std::make_shared<EvalOptions>();

@@ -173,10 +173,23 @@ struct TrainOptions {
   bool json = false;                   // --dry-run: one JSON object
   bool list_parameters = false;        // --dry-run: also every tensor (name, shape, trainable)
   std::filesystem::path paper_params;  // configs/paper/trainable_params.json ("" or absent: none)
-  // The trainer's options (later in F8): parsed, unused.
+  // The trainer (without --dry-run; docs/training.md).
   std::filesystem::path data, out;
-  int64_t steps = 0, batch = 0, accum = 0;
-  double lr = 0;
+  std::filesystem::path image_root;  // "" : the data file's directory
+  int64_t steps = 0;                 // optimizer steps (or --epochs)
+  double epochs = 0;
+  int64_t batch = 1, accum = 1;      // micro-batch size (rows), gradient accumulation
+  double lr = 1e-4;                  // peak LR of the WSD schedule
+  double weight_decay = 0.0;
+  double max_grad_norm = 1.0;
+  uint64_t seed = 42;                // the sample order
+  int64_t save_every = 0;            // checkpoint every N steps (0: at the end only)
+  int64_t stop_after = 0;            // > 0: stop after this step (schedule still over all steps)
+  int64_t max_length = 0;            // > 0: skip records with more tokens
+  bool resume = false;               // continue from the latest checkpoint in --out
+  bool strict = false;               // a bad record is fatal
+  std::string device = "cpu";
+  std::string dtype = "auto";
 };
 // `mla-bench train`: with dry_run, each stage's parameters by group (tensors, elements, share of
 // the model, trainable or not) and the trainable total beside the paper's Tables 5-6
@@ -184,6 +197,11 @@ struct TrainOptions {
 // UsageError for a bad --peft or a missing config option, mlab::Error for an unreadable config
 // or options that do not fit the model (rope dims, d_kv).
 int run_train(const TrainOptions& options, std::ostream& out);
+// `mla-bench train` without --dry-run (harness/train_run.cpp): fine-tunes --model (a stage-1 or
+// stage-2 dir matching --stage) on --data, checkpoints and train_log.jsonl in --out. Throws
+// UsageError for bad options, mlab::Error for a model of another stage, bad data under --strict,
+// a non-finite loss (naming the step and the last checkpoint).
+int run_training(const TrainOptions& options, std::ostream& out);
 
 struct EvalOptions {
   std::filesystem::path model;

@@ -1,7 +1,7 @@
 // mla-bench train: MHA2MLA-VLM's two fine-tuning stages (issue F8). This slice implements
 // --dry-run: each stage's trainable parameter sets from a model config (training/trainable.hpp),
 // beside the paper's Appendix A Tables 5-6 "#Param." (configs/paper/trainable_params.json).
-// The trainer itself lands in a later slice of F8.
+// Without --dry-run: the trainer (harness/train_run.cpp).
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -160,12 +160,7 @@ nlohmann::json load_paper(const fs::path& path) {
 }  // namespace
 
 int run_train(const TrainOptions& options, std::ostream& out) {
-  if (!options.dry_run) {
-    throw UsageError(
-        "mla-bench train: not implemented yet (issue F8): the trainer lands in a later slice of "
-        "F8; --dry-run works now and prints each stage's trainable parameters "
-        "(mla-bench train --dry-run --model-config FILE_OR_DIR)");
-  }
+  if (!options.dry_run) return run_training(options, out);
   const fs::path config_path = !options.model_config.empty() ? options.model_config : options.model;
   if (config_path.empty()) {
     throw UsageError("mla-bench train --dry-run: give --model-config FILE_OR_DIR (or --model DIR)");

@@ -46,6 +46,20 @@ void AdamW::step(double lr) {
   }
 }
 
+void AdamW::load_state(std::vector<State> state) {
+  MLAB_CHECK(state.size() == params_.size(), "AdamW::load_state: ", state.size(),
+             " states for ", params_.size(), " parameters");
+  for (std::size_t i = 0; i < state.size(); ++i) {
+    const State& s = state[i];
+    MLAB_CHECK(!s.exp_avg.defined() ||
+                   (s.exp_avg.sizes() == params_[i].sizes() &&
+                    s.exp_avg_sq.defined() && s.exp_avg_sq.sizes() == params_[i].sizes()),
+               "AdamW::load_state: parameter ", i, ": moments of shape ", s.exp_avg.sizes(),
+               ", parameter ", params_[i].sizes());
+  }
+  state_ = std::move(state);
+}
+
 void AdamW::zero_grad() {
   for (auto& p : params_) p.mutable_grad() = at::Tensor();
 }

@@ -38,6 +38,9 @@ class AdamW {
     int64_t step = 0;
   };
   const std::vector<State>& state() const { return state_; }
+  // Restores a saved state (a resumed run): one entry per parameter, moments of its shape.
+  // Throws mlab::Error for a count or shape that does not fit.
+  void load_state(std::vector<State> state);
 
  private:
   std::vector<at::Tensor> params_;

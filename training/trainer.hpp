@@ -68,6 +68,9 @@ class Trainer {
   }
   int64_t steps_done() const { return step_; }
   const AdamW& optimizer() const { return *optimizer_; }
+  // A resumed run: the optimizer state and the steps already done (training/train_checkpoint).
+  AdamW& optimizer() { return *optimizer_; }
+  void set_steps_done(int64_t steps) { step_ = steps; }
 
  private:
   models::Vlm* model_;

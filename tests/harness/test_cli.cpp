@@ -34,13 +34,13 @@ TEST_CASE("every subcommand of DESIGN.md §1 has --help", "[harness][cli]") {
   }
   const auto top = run("--help");
   CHECK(top.code == 0);
-  CHECK_THAT(top.output, Contains("quickstart") && Contains("not implemented yet: F8"));
+  CHECK_THAT(top.output, Contains("quickstart") && Contains("fine-tuning"));
 }
 
-TEST_CASE("unimplemented subcommands say which issue brings them and exit 2", "[harness][cli]") {
+TEST_CASE("train without --steps or --epochs is a usage error (exit 2)", "[harness][cli]") {
   const auto r = run("train --model x --stage 1 --data y --out z");
   CHECK(r.code == 2);
-  CHECK_THAT(r.output, Contains("not implemented yet (issue F8)"));
+  CHECK_THAT(r.output, Contains("--steps N or --epochs E"));
 }
 
 TEST_CASE("list prints each registry, unknown names get the closest match", "[harness][cli]") {

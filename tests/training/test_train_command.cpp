@@ -82,11 +82,17 @@ TEST_CASE("train --dry-run --json", "[training][cli]") {
   CHECK(params[0].at("name") == "vision_tower.vision_model.embeddings.class_embedding");
 }
 
-TEST_CASE("train: bad input and the missing trainer", "[training][cli]") {
-  // No --dry-run: the trainer is a later slice of F8.
-  const auto no_dry = mlab::test::run_mla_bench("train --model x --stage 1 --data y --out z");
-  CHECK(no_dry.code == 2);
-  CHECK_THAT(no_dry.err, Contains("not implemented yet (issue F8)") && Contains("--dry-run"));
+TEST_CASE("train: bad input", "[training][cli]") {
+  // No --dry-run: the trainer's own options are checked first (usage errors, exit 2).
+  const auto no_steps = mlab::test::run_mla_bench("train --model x --stage 1 --data y --out z");
+  CHECK(no_steps.code == 2);
+  CHECK_THAT(no_steps.err, Contains("--steps N or --epochs E"));
+  const auto no_data = mlab::test::run_mla_bench("train --model x --stage 1 --steps 1");
+  CHECK(no_data.code == 2);
+  CHECK_THAT(no_data.err, Contains("--data") && Contains("--dry-run"));
+  const auto no_stage = mlab::test::run_mla_bench("train --model x --data y --out z --steps 1");
+  CHECK(no_stage.code == 2);
+  CHECK_THAT(no_stage.err, Contains("--stage 1 or 2"));
   const auto missing = mlab::test::run_mla_bench("train --dry-run --model-config /nonexistent/dir");
   CHECK(missing.code == 1);
   CHECK_THAT(missing.err, Contains("/nonexistent/dir"));

@@ -1,0 +1,255 @@
+// mla-bench train without --dry-run (issue F8): fine-tunes a stage-1 or stage-2 dir on LLaVA /
+// swift-format instruction data with the authors' trainable set and WSD schedule, writing
+// checkpoints and a JSONL log into --out (docs/training.md).
+#include <ATen/ATen.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "core/error.hpp"
+#include "harness/commands.hpp"
+#include "models/config/model_config.hpp"
+#include "models/nn/weights.hpp"
+#include "models/runtime/vlm.hpp"
+#include "training/lr_schedule.hpp"
+#include "training/train_checkpoint.hpp"
+#include "training/train_data.hpp"
+#include "training/trainable.hpp"
+#include "training/trainer.hpp"
+
+namespace mlab::harness {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+struct ModelStage {
+  int stage = 0;
+  int64_t rope_dim = 0;
+  int64_t d_kv = 0;
+};
+
+// The stage of a model dir from its config.json "mha2mla" block: our converter's "stage", else
+// the authors' keys (low_rank > 0 or an SVD init: stage 2; the block alone: stage 1).
+ModelStage model_stage(const fs::path& dir) {
+  std::ifstream in(dir / "config.json");
+  MLAB_CHECK(in.good(), (dir / "config.json").string(), ": cannot open");
+  const json cfg = json::parse(in);
+  ModelStage s;
+  if (!cfg.contains("mha2mla") || !cfg.at("mha2mla").is_object()) return s;
+  const json& m = cfg.at("mha2mla");
+  s.rope_dim = m.value("rope_dim_for_mla", int64_t{0});
+  s.d_kv = m.value("low_rank", int64_t{0});
+  if (m.contains("stage")) {
+    s.stage = m.at("stage").get<int>();
+  } else {
+    s.stage = s.d_kv > 0 || m.value("svd_init_method", std::string("none")) != "none" ? 2 : 1;
+  }
+  return s;
+}
+
+std::string clock(double seconds) {
+  const auto s = static_cast<int64_t>(std::max(0.0, seconds));
+  char b[32];
+  std::snprintf(b, sizeof b, "%lld:%02lld:%02lld", static_cast<long long>(s / 3600),
+                static_cast<long long>(s / 60 % 60), static_cast<long long>(s % 60));
+  return b;
+}
+
+// Keeps the log lines of steps before `step` (a resumed run rewrites what followed its checkpoint).
+void truncate_log(const fs::path& path, int64_t step) {
+  if (!fs::exists(path)) return;
+  std::ifstream in(path);
+  std::string line, kept;
+  while (std::getline(in, line)) {
+    try {
+      const json j = json::parse(line);
+      if (j.contains("step") && j.at("step").get<int64_t>() < step) kept += line + "\n";
+    } catch (const json::exception&) {
+    }
+  }
+  in.close();
+  std::ofstream o(path, std::ios::trunc);
+  o << kept;
+}
+
+}  // namespace
+
+int run_training(const TrainOptions& o, std::ostream& out) {
+  if (o.model.empty() || o.data.empty() || o.out.empty()) {
+    throw UsageError("mla-bench train: give --model DIR, --data FILE.json and --out DIR "
+                     "(or --dry-run to print the trainable sets)");
+  }
+  if (o.stage != 1 && o.stage != 2) throw UsageError("mla-bench train: give --stage 1 or 2");
+  if ((o.steps > 0) == (o.epochs > 0)) {
+    throw UsageError("mla-bench train: give one of --steps N or --epochs E");
+  }
+  if (o.batch < 1 || o.accum < 1) {
+    throw UsageError("mla-bench train: --batch-size and --grad-accum must be >= 1");
+  }
+  if (o.lr <= 0) throw UsageError("mla-bench train: --lr must be > 0");
+  fs::create_directories(o.out);
+  std::optional<fs::path> checkpoint;
+  if (o.resume) {
+    checkpoint = training::latest_train_checkpoint(o.out);
+    if (!checkpoint) out << "--resume: no checkpoint in " << o.out.string() << "; starting at step 0\n";
+  }
+  const fs::path load_dir = checkpoint ? *checkpoint : o.model;
+  const ModelStage ms = model_stage(load_dir);
+  if (ms.stage != o.stage) {
+    throw Error(load_dir.string() + " is a " +
+                (ms.stage == 0 ? std::string("model without MHA2MLA conversion")
+                               : "stage-" + std::to_string(ms.stage) + " model") +
+                ", not stage " + std::to_string(o.stage) +
+                (o.stage == 1 ? ": stage 1 trains the dir of `mla-bench convert --stage 1`"
+                              : ": stage 2 trains the dir of `mla-bench convert --stage 2`"));
+  }
+  models::VlmOptions vo;
+  vo.device = models::parse_device(o.device);
+  if (o.dtype != "auto" && !o.dtype.empty()) vo.dtype = models::parse_compute_dtype(o.dtype);
+  auto model = models::Vlm::load(load_dir, vo);
+
+  training::TrainDataOptions dopt{.image_root = o.image_root, .max_length = o.max_length};
+  training::TrainData data = training::read_train_data(o.data, dopt);
+  int64_t skipped = 0;
+  for (const auto& s : data.skipped) {
+    if (o.strict) throw Error(o.data.string() + ": record " + s.id + ": " + s.reason);
+    out << "skipping record " << s.id << ": " << s.reason << "\n";
+    ++skipped;
+  }
+  const auto n = static_cast<int64_t>(data.records.size());
+  if (n == 0) throw Error(o.data.string() + ": no usable record");
+  const int64_t per_step = o.batch * o.accum;
+  const int64_t total =
+      o.steps > 0 ? o.steps
+                  : static_cast<int64_t>(std::ceil(o.epochs * static_cast<double>(
+                                                                 std::max<int64_t>(n / per_step, 1))));
+
+  std::optional<training::PeftVersion> peft;
+  if (!o.peft.empty()) peft = training::parse_peft_version(o.peft);
+  const auto set = training::TrainableSet::build(
+      model.config(), {.stage = o.stage,
+                       .peft = peft,
+                       .rope_dim = ms.rope_dim > 0 ? ms.rope_dim : o.rope_dims,
+                       .d_kv = ms.d_kv > 0 ? ms.d_kv : o.d_kv,
+                       .freeze_vit = !o.train_vision,
+                       .freeze_aligner = o.freeze_aligner});
+  std::vector<std::string> names;
+  for (const auto& p : set.parameters()) {
+    if (p.trainable) names.push_back(p.name);
+  }
+  const auto schedule = training::LrSchedule::wsd(o.lr, training::WsdSpec{}, total);
+  training::TrainerOptions topt;
+  topt.adamw.weight_decay = o.weight_decay;
+  topt.max_grad_norm = o.max_grad_norm;
+  training::Trainer trainer(
+      model, names, [&](int64_t t) { return schedule.lr(t); }, topt);
+
+  int64_t position = 0;  // samples of the stream consumed
+  const json run = {{"stage", o.stage},      {"model", o.model.string()},
+                    {"data", o.data.string()}, {"total_steps", total},
+                    {"lr", o.lr},            {"batch_size", o.batch},
+                    {"grad_accum", o.accum}, {"seed", o.seed},
+                    {"weight_decay", o.weight_decay}, {"max_grad_norm", o.max_grad_norm}};
+  if (checkpoint) {
+    const json state = training::load_train_state(*checkpoint, trainer);
+    position = state.at("position").get<int64_t>();
+    const json& was = state.at("run");
+    for (const char* key : {"total_steps", "lr", "batch_size", "grad_accum", "seed"}) {
+      if (was.at(key) != run.at(key)) {
+        out << "warning: --resume with " << key << " " << run.at(key).dump() << ", the checkpoint's "
+            << "run had " << was.at(key).dump() << "\n";
+      }
+    }
+    out << "resumed from " << checkpoint->string() << " at step " << trainer.steps_done() << "\n";
+  }
+  const fs::path log_path = o.out / "train_log.jsonl";
+  if (checkpoint) {
+    truncate_log(log_path, trainer.steps_done());
+  } else {
+    std::ofstream(log_path, std::ios::trunc);
+  }
+  std::ofstream log(log_path, std::ios::app);
+
+  out << "train stage " << o.stage << ": " << names.size() << " trainable tensors, "
+      << set.trainable_parameters() << " of " << set.total_parameters() << " parameters; " << n
+      << " records (" << data.skipped.size() << " skipped while reading); " << total
+      << " steps of " << o.batch << " x " << o.accum << " samples; peak lr " << o.lr << "\n";
+  auto save = [&] {
+    json state = {{"position", position}, {"run", run}, {"skipped_records", skipped}};
+    const fs::path dir = training::save_train_checkpoint(o.out, load_dir, trainer, state);
+    out << "saved " << dir.string() << "\n";
+  };
+  const auto start = std::chrono::steady_clock::now();
+  const int64_t first = trainer.steps_done();
+  int64_t last_saved = checkpoint ? first : -1;
+  const int64_t stop = o.stop_after > 0 ? std::min(total, o.stop_after) : total;
+  while (trainer.steps_done() < stop) {
+    std::vector<training::TrainBatch> micro;
+    int64_t failures = 0;
+    while (static_cast<int64_t>(micro.size()) < per_step) {
+      const auto& rec = data.records[static_cast<std::size_t>(
+          training::stream_index(position++, n, o.seed))];
+      try {
+        training::TrainBatch b = training::make_train_batch(model, rec, dopt);
+        auto to_device = [&](at::Tensor& t) {
+          if (t.defined()) t = t.to(vo.device);
+        };
+        to_device(b.inputs.input_ids);
+        to_device(b.inputs.attention_mask);
+        to_device(b.inputs.pixel_values);
+        to_device(b.inputs.image_sizes);
+        to_device(b.inputs.image_grid_thw);
+        to_device(b.labels);
+        micro.push_back(std::move(b));
+        failures = 0;
+      } catch (const Error& e) {
+        if (o.strict) throw Error(o.data.string() + ": record " + rec.id + ": " + e.what());
+        out << "skipping record " << rec.id << ": " << e.what() << "\n";
+        ++skipped;
+        if (++failures > n) throw Error(o.data.string() + ": no record could be encoded");
+      }
+    }
+    training::StepLog s;
+    try {
+      s = trainer.step(micro);
+    } catch (const Error& e) {
+      const auto last = training::latest_train_checkpoint(o.out);
+      throw Error(std::string("training stopped: ") + e.what() + "; last checkpoint: " +
+                  (last ? last->string() : std::string("none")));
+    }
+    const double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const int64_t done = trainer.steps_done() - first;
+    const double tps = elapsed > 0 ? static_cast<double>(s.tokens) * done / elapsed : 0;
+    const double eta = done > 0 ? elapsed / done * static_cast<double>(total - trainer.steps_done()) : 0;
+    char line[256];
+    std::snprintf(line, sizeof line,
+                  "step %lld/%lld loss %.6f lr %.3e grad_norm %.4f tokens/s %.0f eta %s\n",
+                  static_cast<long long>(trainer.steps_done()), static_cast<long long>(total),
+                  s.loss, s.lr, s.grad_norm, tps, clock(eta).c_str());
+    out << line << std::flush;
+    log << json{{"step", s.step},         {"loss", s.loss},   {"lr", s.lr},
+                {"grad_norm", s.grad_norm}, {"tokens", s.tokens}, {"supervised", s.supervised},
+                {"elapsed_s", elapsed}}
+               .dump()
+        << "\n"
+        << std::flush;
+    if (o.save_every > 0 && trainer.steps_done() % o.save_every == 0) {
+      save();
+      last_saved = trainer.steps_done();
+    }
+  }
+  if (last_saved != trainer.steps_done()) save();
+  out << "done: " << trainer.steps_done() << " steps; " << skipped << " record(s) skipped\n";
+  return 0;
+}
+
+}  // namespace mlab::harness
