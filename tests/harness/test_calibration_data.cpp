@@ -100,7 +100,7 @@ TEST_CASE("calibration: train-template requests through Vlm::prepare give swift'
       // The image modality is the placeholders only (+ <|vision_start|>/<|vision_end|> on
       // Qwen2.5-VL): the answer and the closing suffix count as text, as the authors' ~image_mask.
       int64_t image_tokens = 0;
-      for (const auto n : c["image_tokens"]) image_tokens += n.get<int64_t>();
+      for (const auto& n : c["image_tokens"]) image_tokens += n.get<int64_t>();
       if (family == "qwen2_5_vl") image_tokens += 2 * static_cast<int64_t>(r.images.size());
       CHECK(vlm.image_token_mask(inputs.input_ids).sum().item<int64_t>() == image_tokens);
       // The eval prompt of the same turns is another sequence (no answer, generation prompt).

@@ -60,15 +60,6 @@ std::vector<VlmInputs> calibration(const std::string& family) {
   return out;
 }
 
-// Their dir names of a family (summary.json).
-std::vector<nlohmann::json> dirs_of(const std::string& family) {
-  std::vector<nlohmann::json> out;
-  for (const auto& d : summary()["dirs"]) {
-    if (d["family"] == family) out.push_back(d);
-  }
-  return out;
-}
-
 }  // namespace
 
 TEST_CASE("authors' checkpoints: every stage-1 and stage-2 dir loads as written and matches "

@@ -81,7 +81,7 @@ TEST_CASE("Trainer: 50 stage-1 steps of the tiny LLaVA equal PyTorch running the
 
   const auto trainable = doc.at("trainable").get<std::vector<std::string>>();
   // The trainable set the authors' stage 1 gives (training/trainable.hpp) is the fixture's.
-  const auto set = training::TrainableSet::build(model.config(), {.stage = 1, .rope_dim = 8});
+  const auto set = training::TrainableSet::build(model.config(), {.stage = 1, .peft = std::nullopt, .rope_dim = 8});
   std::set<std::string> ours;
   for (const auto& p : set.parameters()) {
     if (p.trainable) ours.insert(p.name);

@@ -79,7 +79,7 @@ TEST_CASE("Trainer: 50 stage-2 steps of the tiny LLaVA (MLA, decoupled latent) e
   const auto trainable = doc.at("trainable").get<std::vector<std::string>>();
   // The trainable set the authors' stage 2 gives (training/trainable.hpp, v2; r = 8, low_rank 8).
   const auto set =
-      training::TrainableSet::build(model.config(), {.stage = 2, .rope_dim = 8, .d_kv = 8});
+      training::TrainableSet::build(model.config(), {.stage = 2, .peft = std::nullopt, .rope_dim = 8, .d_kv = 8});
   REQUIRE(set.options().peft == training::PeftVersion::kV2);
   std::set<std::string> ours;
   for (const auto& p : set.parameters()) {
