@@ -2,6 +2,12 @@
 
 #include <ATen/ATen.h>
 
+#include <ftw.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <set>
@@ -25,6 +31,20 @@ bool is_weight_file(const std::string& name) {
 
 bool is_state_file(const std::string& name) { return name.rfind("trainer_state.", 0) == 0; }
 
+// Removes `dir` and everything below it (no-op when absent). Not std::filesystem::remove_all:
+// libtorch.so exports its own copy of that symbol, which the binary binds to, and it crashes
+// (a call through a null pointer) on a non-empty directory such as the .checkpoint-N.tmp a
+// killed run leaves behind (seen on resume after SIGKILL).
+void remove_tree(const fs::path& dir) {
+  struct stat st {};
+  if (::lstat(dir.c_str(), &st) != 0) return;
+  const int rc = ::nftw(
+      dir.c_str(),
+      [](const char* path, const struct stat*, int, struct FTW*) { return ::remove(path); }, 16,
+      FTW_DEPTH | FTW_PHYS);
+  MLAB_CHECK(rc == 0, dir.string(), ": cannot remove (", std::strerror(errno), ")");
+}
+
 }  // namespace
 
 fs::path save_train_checkpoint(const fs::path& out, const fs::path& source, const Trainer& trainer,
@@ -32,7 +52,7 @@ fs::path save_train_checkpoint(const fs::path& out, const fs::path& source, cons
   const int64_t step = trainer.steps_done();
   const fs::path final_dir = out / ("checkpoint-" + std::to_string(step));
   const fs::path tmp = out / (".checkpoint-" + std::to_string(step) + ".tmp");
-  fs::remove_all(tmp);
+  remove_tree(tmp);
   fs::create_directories(tmp);
   for (const auto& e : fs::directory_iterator(source)) {
     const std::string name = e.path().filename().string();
@@ -78,7 +98,7 @@ fs::path save_train_checkpoint(const fs::path& out, const fs::path& source, cons
     o << state.dump(2) << "\n";
     MLAB_CHECK(o.good(), (tmp / "trainer_state.json").string(), ": write failed");
   }
-  fs::remove_all(final_dir);
+  remove_tree(final_dir);
   fs::rename(tmp, final_dir);
   return final_dir;
 }
