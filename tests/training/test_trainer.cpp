@@ -18,6 +18,7 @@
 #include "models/io/checkpoint.hpp"
 #include "models/runtime/vlm.hpp"
 #include "tests/support/catch_torch.hpp"
+#include "tests/training/trainer_parity_support.hpp"
 #include "tests/vlm/vlm_test_support.hpp"
 #include "training/lr_schedule.hpp"
 #include "training/train_batch.hpp"
@@ -81,7 +82,8 @@ TEST_CASE("Trainer: 50 stage-1 steps of the tiny LLaVA equal PyTorch running the
 
   const auto trainable = doc.at("trainable").get<std::vector<std::string>>();
   // The trainable set the authors' stage 1 gives (training/trainable.hpp) is the fixture's.
-  const auto set = training::TrainableSet::build(model.config(), {.stage = 1, .peft = std::nullopt, .rope_dim = 8});
+  const auto set = training::TrainableSet::build(model.config(),
+                                                 {.stage = 1, .peft = std::nullopt, .rope_dim = 8});
   std::set<std::string> ours;
   for (const auto& p : set.parameters()) {
     if (p.trainable) ours.insert(p.name);
@@ -107,50 +109,10 @@ TEST_CASE("Trainer: 50 stage-1 steps of the tiny LLaVA equal PyTorch running the
     frozen += !train;
   }
   CHECK(frozen > 0);
-  const std::map<std::string, at::Tensor> initial = [&] {
-    std::map<std::string, at::Tensor> m;
-    for (const auto& [name, t] : trainer.trainable_parameters()) m[name] = t.detach().clone();
-    return m;
-  }();
+  const auto initial = test::snapshot(trainer);
 
-  const auto& log = doc.at("log");
-  const auto steps = static_cast<int64_t>(log.size());
-  double max_loss_rel = 0, max_norm_rel = 0, max_lr_rel = 0;
-  for (int64_t t = 0; t < steps; ++t) {
-    const auto& want = log[t];
-    const auto got = trainer.step({&samples[t % samples.size()], 1});
-    const double loss = want.at("loss"), norm = want.at("grad_norm"), lr = want.at("lr");
-    max_loss_rel = std::max(max_loss_rel, std::abs(got.loss - loss) / std::abs(loss));
-    max_norm_rel = std::max(max_norm_rel, std::abs(got.grad_norm - norm) / std::abs(norm));
-    max_lr_rel = std::max(max_lr_rel, lr == 0 ? std::abs(got.lr) : std::abs(got.lr - lr) / lr);
-    INFO("step " << t << ": loss " << got.loss << " vs " << loss << ", grad norm " << got.grad_norm
-                 << " vs " << norm << ", lr " << got.lr << " vs " << lr);
-    CHECK(std::abs(got.loss - loss) <= 1e-4 * std::abs(loss));
-  }
-  CHECK(max_lr_rel <= 1e-12);
-  CHECK(max_norm_rel <= 1e-4);
-
-  double max_weight_rel = 0, max_update_rel = 0;
-  for (const auto& [name, t] : trainer.trainable_parameters()) {
-    INFO(name);
-    const at::Tensor want = expected.get(name);
-    const double rel = test::rel_diff(t.detach(), want);
-    // The same difference against the size of the update the 50 steps made.
-    const double update =
-        (want.to(at::kDouble) - initial.at(name).to(at::kDouble)).abs().max().item<double>();
-    const double diff =
-        (t.detach().to(at::kDouble) - want.to(at::kDouble)).abs().max().item<double>();
-    max_weight_rel = std::max(max_weight_rel, rel);
-    max_update_rel = std::max(max_update_rel, update > 0 ? diff / update : diff);
-    CHECK(rel <= 1e-4);
-  }
-  test::report("train parity stage 1 llava: loss max rel diff (50 steps)", max_loss_rel);
-  test::report("train parity stage 1 llava: grad norm max rel diff", max_norm_rel);
-  test::report("train parity stage 1 llava: lr max rel diff", max_lr_rel);
-  test::report("train parity stage 1 llava: final weights max|d| / max|w|", max_weight_rel);
-  test::report("train parity stage 1 llava: final weights max|d| / max|update|", max_update_rel);
-  test::report("train parity stage 1 llava: first loss", log[0].at("loss").get<double>());
-  test::report("train parity stage 1 llava: last loss", log[steps - 1].at("loss").get<double>());
+  test::check_steps_and_weights(trainer, samples, doc.at("log"), expected, initial, "stage 1 llava",
+                                false);
 }
 
 TEST_CASE("Trainer: unknown or repeated trainable names are refused", "[training]") {

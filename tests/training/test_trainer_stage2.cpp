@@ -20,6 +20,7 @@
 #include "models/io/checkpoint.hpp"
 #include "models/runtime/vlm.hpp"
 #include "tests/support/catch_torch.hpp"
+#include "tests/training/trainer_parity_support.hpp"
 #include "tests/vlm/vlm_test_support.hpp"
 #include "training/lr_schedule.hpp"
 #include "training/train_batch.hpp"
@@ -64,9 +65,10 @@ void backward(const models::Vlm& model, const training::TrainBatch& batch) {
 
 }  // namespace
 
-TEST_CASE("Trainer: 50 stage-2 steps of the tiny LLaVA (MLA, decoupled latent) equal PyTorch "
-          "running the authors' code",
-          "[training]") {
+TEST_CASE(
+    "Trainer: 50 stage-2 steps of the tiny LLaVA (MLA, decoupled latent) equal PyTorch "
+    "running the authors' code",
+    "[training]") {
   const auto doc = read_json(parity_dir() / "stage2_steps.json");
   REQUIRE(doc.at("stage") == 2);
   const auto samples_file = models::Checkpoint::open(parity_dir() / "samples.safetensors");
@@ -78,8 +80,8 @@ TEST_CASE("Trainer: 50 stage-2 steps of the tiny LLaVA (MLA, decoupled latent) e
 
   const auto trainable = doc.at("trainable").get<std::vector<std::string>>();
   // The trainable set the authors' stage 2 gives (training/trainable.hpp, v2; r = 8, low_rank 8).
-  const auto set =
-      training::TrainableSet::build(model.config(), {.stage = 2, .peft = std::nullopt, .rope_dim = 8, .d_kv = 8});
+  const auto set = training::TrainableSet::build(
+      model.config(), {.stage = 2, .peft = std::nullopt, .rope_dim = 8, .d_kv = 8});
   REQUIRE(set.options().peft == training::PeftVersion::kV2);
   std::set<std::string> ours;
   for (const auto& p : set.parameters()) {
@@ -114,11 +116,7 @@ TEST_CASE("Trainer: 50 stage-2 steps of the tiny LLaVA (MLA, decoupled latent) e
   training::Trainer trainer(
       model, trainable, [&](int64_t t) { return schedule.lr(t); }, options);
 
-  const std::map<std::string, at::Tensor> initial = [&] {
-    std::map<std::string, at::Tensor> m;
-    for (const auto& [name, t] : trainer.trainable_parameters()) m[name] = t.detach().clone();
-    return m;
-  }();
+  const auto initial = test::snapshot(trainer);
 
   // Step 0's gradients against theirs, branch by branch: image tokens train kv_proj_img, text
   // tokens kv_proj_text, both non-zero.
@@ -139,46 +137,9 @@ TEST_CASE("Trainer: 50 stage-2 steps of the tiny LLaVA (MLA, decoupled latent) e
     }
   }
 
-  const auto& log = doc.at("log");
-  const auto steps = static_cast<int64_t>(log.size());
-  double max_loss_rel = 0, max_norm_rel = 0, max_lr_rel = 0;
-  for (int64_t t = 0; t < steps; ++t) {
-    const auto& want = log[t];
-    const auto got = trainer.step({&samples[t % samples.size()], 1});
-    const double loss = want.at("loss"), norm = want.at("grad_norm"), lr = want.at("lr");
-    max_loss_rel = std::max(max_loss_rel, std::abs(got.loss - loss) / std::abs(loss));
-    max_norm_rel = std::max(max_norm_rel, std::abs(got.grad_norm - norm) / std::abs(norm));
-    max_lr_rel = std::max(max_lr_rel, lr == 0 ? std::abs(got.lr) : std::abs(got.lr - lr) / lr);
-    INFO("step " << t << ": loss " << got.loss << " vs " << loss << ", grad norm " << got.grad_norm
-                 << " vs " << norm << ", lr " << got.lr << " vs " << lr);
-    CHECK(std::abs(got.loss - loss) <= 1e-4 * std::abs(loss));
-  }
-  CHECK(max_lr_rel <= 1e-12);
-  CHECK(max_norm_rel <= 1e-4);
-
-  double max_weight_rel = 0, max_update_rel = 0;
-  for (const auto& [name, t] : trainer.trainable_parameters()) {
-    INFO(name);
-    const at::Tensor want = expected.get(name);
-    const double rel = test::rel_diff(t.detach(), want);
-    const double update =
-        (want.to(at::kDouble) - initial.at(name).to(at::kDouble)).abs().max().item<double>();
-    const double diff =
-        (t.detach().to(at::kDouble) - want.to(at::kDouble)).abs().max().item<double>();
-    max_weight_rel = std::max(max_weight_rel, rel);
-    max_update_rel = std::max(max_update_rel, update > 0 ? diff / update : diff);
-    CHECK(rel <= 1e-4);
-    // Every trainable tensor moved (both branches included).
-    CHECK(update > 0);
-  }
   test::report("train parity stage 2 llava: step-0 gradients max|d| / max|g|", max_grad0_rel);
-  test::report("train parity stage 2 llava: loss max rel diff (50 steps)", max_loss_rel);
-  test::report("train parity stage 2 llava: grad norm max rel diff", max_norm_rel);
-  test::report("train parity stage 2 llava: lr max rel diff", max_lr_rel);
-  test::report("train parity stage 2 llava: final weights max|d| / max|w|", max_weight_rel);
-  test::report("train parity stage 2 llava: final weights max|d| / max|update|", max_update_rel);
-  test::report("train parity stage 2 llava: first loss", log[0].at("loss").get<double>());
-  test::report("train parity stage 2 llava: last loss", log[steps - 1].at("loss").get<double>());
+  test::check_steps_and_weights(trainer, samples, doc.at("log"), expected, initial, "stage 2 llava",
+                                true);
 }
 
 TEST_CASE("Trainer stage 2: a text-only batch trains kv_proj_text and leaves kv_proj_img alone",

@@ -1,0 +1,80 @@
+#pragma once
+// Shared by the trainer parity tests (test_trainer, test_trainer_stage2, test_trainer_llava_next):
+// run the steps of a PyTorch log (tools/fixtures/make_train_parity_fixtures.py) through our
+// Trainer and compare loss / grad norm / lr per step and the final trainable weights. Include
+// after the project headers (it pulls the test prelude).
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "models/io/checkpoint.hpp"
+#include "tests/support/catch_torch.hpp"
+#include "tests/vlm/vlm_test_support.hpp"
+#include "training/train_batch.hpp"
+#include "training/trainer.hpp"
+
+namespace mlab::test {
+
+// A copy of the trainer's trainable tensors (the update size of each is measured against it).
+inline std::map<std::string, at::Tensor> snapshot(const training::Trainer& trainer) {
+  std::map<std::string, at::Tensor> m;
+  for (const auto& [name, t] : trainer.trainable_parameters()) m[name] = t.detach().clone();
+  return m;
+}
+
+// Runs the steps of `log` (sample t % n at step t, batch 1) and checks each step's loss within
+// 1e-4 relative, then lr within 1e-12 and grad norm within 1e-4 over all steps, then the final
+// trainable weights against `expected` within 1e-4 of max|w| (and, with `all_move`, that every
+// trainable tensor changed). Reports the figures under `label`.
+inline void check_steps_and_weights(training::Trainer& trainer,
+                                    const std::vector<training::TrainBatch>& samples,
+                                    const nlohmann::json& log, const models::Checkpoint& expected,
+                                    const std::map<std::string, at::Tensor>& initial,
+                                    const std::string& label, bool all_move) {
+  const auto steps = static_cast<int64_t>(log.size());
+  double max_loss_rel = 0, max_norm_rel = 0, max_lr_rel = 0;
+  for (int64_t t = 0; t < steps; ++t) {
+    const auto& want = log[t];
+    const auto got = trainer.step({&samples[t % samples.size()], 1});
+    const double loss = want.at("loss"), norm = want.at("grad_norm"), lr = want.at("lr");
+    max_loss_rel = std::max(max_loss_rel, std::abs(got.loss - loss) / std::abs(loss));
+    max_norm_rel = std::max(max_norm_rel, std::abs(got.grad_norm - norm) / std::abs(norm));
+    max_lr_rel = std::max(max_lr_rel, lr == 0 ? std::abs(got.lr) : std::abs(got.lr - lr) / lr);
+    INFO("step " << t << ": loss " << got.loss << " vs " << loss << ", grad norm " << got.grad_norm
+                 << " vs " << norm << ", lr " << got.lr << " vs " << lr);
+    CHECK(std::abs(got.loss - loss) <= 1e-4 * std::abs(loss));
+  }
+  CHECK(max_lr_rel <= 1e-12);
+  CHECK(max_norm_rel <= 1e-4);
+
+  double max_weight_rel = 0, max_update_rel = 0;
+  for (const auto& [name, t] : trainer.trainable_parameters()) {
+    INFO(name);
+    const at::Tensor want = expected.get(name);
+    const double rel = rel_diff(t.detach(), want);
+    // The same difference against the size of the update the steps made.
+    const double update =
+        (want.to(at::kDouble) - initial.at(name).to(at::kDouble)).abs().max().item<double>();
+    const double diff =
+        (t.detach().to(at::kDouble) - want.to(at::kDouble)).abs().max().item<double>();
+    max_weight_rel = std::max(max_weight_rel, rel);
+    max_update_rel = std::max(max_update_rel, update > 0 ? diff / update : diff);
+    CHECK(rel <= 1e-4);
+    if (all_move) CHECK(update > 0);
+  }
+  const std::string p = "train parity " + label + ": ";
+  report(p + "loss max rel diff (" + std::to_string(steps) + " steps)", max_loss_rel);
+  report(p + "grad norm max rel diff", max_norm_rel);
+  report(p + "lr max rel diff", max_lr_rel);
+  report(p + "final weights max|d| / max|w|", max_weight_rel);
+  report(p + "final weights max|d| / max|update|", max_update_rel);
+  report(p + "first loss", log[0].at("loss").get<double>());
+  report(p + "last loss", log[steps - 1].at("loss").get<double>());
+}
+
+}  // namespace mlab::test
