@@ -28,28 +28,9 @@
 namespace {
 
 using namespace mlab;
-
-std::filesystem::path parity_dir() { return test::data_dir() / "train_parity"; }
-
-nlohmann::json read_json(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  REQUIRE(in.good());
-  return nlohmann::json::parse(in);
-}
-
-std::vector<training::TrainBatch> read_samples(const models::Checkpoint& file, int64_t n) {
-  std::vector<training::TrainBatch> out;
-  for (int64_t i = 0; i < n; ++i) {
-    const std::string p = std::to_string(i) + ".";
-    training::TrainBatch b;
-    b.inputs.input_ids = file.get(p + "input_ids").clone();
-    b.inputs.attention_mask = file.get(p + "attention_mask").clone();
-    b.inputs.pixel_values = file.get(p + "pixel_values").clone();
-    b.labels = file.get(p + "labels").clone();
-    out.push_back(std::move(b));
-  }
-  return out;
-}
+using test::parity_dir;
+using test::read_json;
+using test::read_samples;
 
 }  // namespace
 
@@ -92,12 +73,7 @@ TEST_CASE("Trainer: 50 stage-1 steps of the tiny LLaVA equal PyTorch running the
   // Their cfgs/stage1.yaml schedule (WsdSpec's defaults) over the fixture's steps.
   const auto schedule = training::LrSchedule::wsd(
       doc.at("learning_rate").get<double>(), training::WsdSpec{}, doc.at("steps").get<int64_t>());
-  training::TrainerOptions options;
-  options.adamw.beta1 = doc.at("betas")[0];
-  options.adamw.beta2 = doc.at("betas")[1];
-  options.adamw.eps = doc.at("eps");
-  options.adamw.weight_decay = doc.at("weight_decay");
-  options.max_grad_norm = doc.at("max_grad_norm");
+  const training::TrainerOptions options = test::trainer_options(doc);
   training::Trainer trainer(
       model, trainable, [&](int64_t t) { return schedule.lr(t); }, options);
 

@@ -28,40 +28,13 @@
 namespace {
 
 using namespace mlab;
+using test::backward;
+using test::parity_dir;
+using test::read_json;
+using test::read_samples;
 
-std::filesystem::path parity_dir() { return test::data_dir() / "train_parity"; }
 std::filesystem::path next_dir() {
   return test::data_dir() / "authors" / "llava_next" / "stage1_mkl";
-}
-
-nlohmann::json read_json(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  REQUIRE(in.good());
-  return nlohmann::json::parse(in);
-}
-
-std::vector<training::TrainBatch> read_samples(const models::Checkpoint& file, int64_t n) {
-  std::vector<training::TrainBatch> out;
-  for (int64_t i = 0; i < n; ++i) {
-    const std::string p = std::to_string(i) + ".";
-    training::TrainBatch b;
-    b.inputs.input_ids = file.get(p + "input_ids").clone();
-    b.inputs.attention_mask = file.get(p + "attention_mask").clone();
-    // swift's collator concatenates the patches of the batch's images: [P, C, S, S]; one image.
-    const at::Tensor pixels = file.get(p + "pixel_values");
-    b.inputs.pixel_values = pixels.unsqueeze(0).clone();  // [1, P, C, S, S]
-    b.inputs.image_sizes = file.get(p + "image_sizes").clone();
-    b.labels = file.get(p + "labels").clone();
-    out.push_back(std::move(b));
-  }
-  return out;
-}
-
-// One forward + backward of `batch` with the trainer's loss (the plain mean of one micro-batch).
-void backward(const models::Vlm& model, const training::TrainBatch& batch) {
-  const at::Tensor logits = model.train_logits(batch.inputs);
-  const auto n = static_cast<double>(training::supervised_tokens(batch.labels));
-  training::causal_lm_loss(logits, batch.labels, n).backward();
 }
 
 }  // namespace
@@ -93,36 +66,15 @@ TEST_CASE(
 
   const auto schedule = training::LrSchedule::wsd(
       doc.at("learning_rate").get<double>(), training::WsdSpec{}, doc.at("steps").get<int64_t>());
-  training::TrainerOptions options;
-  options.adamw.beta1 = doc.at("betas")[0];
-  options.adamw.beta2 = doc.at("betas")[1];
-  options.adamw.eps = doc.at("eps");
-  options.adamw.weight_decay = doc.at("weight_decay");
-  options.max_grad_norm = doc.at("max_grad_norm");
+  const training::TrainerOptions options = test::trainer_options(doc);
   training::Trainer trainer(
       model, trainable, [&](int64_t t) { return schedule.lr(t); }, options);
 
   const auto initial = test::snapshot(trainer);
 
   // Step 0's gradients against theirs (image_newline's included, non-zero).
-  double max_grad0_rel = 0;
-  {
-    backward(model, samples[0]);
-    for (const auto& [name, t] : trainer.trainable_parameters()) {
-      INFO(name);
-      REQUIRE(t.grad().defined());
-      const at::Tensor want = grad0.get(name);
-      const double rel = test::rel_diff(t.grad(), want);
-      max_grad0_rel = std::max(max_grad0_rel, rel);
-      CHECK(rel <= 1e-4);
-      if (name == "image_newline") CHECK(t.grad().abs().max().item<double>() > 0);
-    }
-    for (const auto& [name, t] : trainer.trainable_parameters()) {
-      const_cast<at::Tensor&>(t).mutable_grad() = at::Tensor();
-    }
-  }
-
-  test::report("train parity stage 1 llava_next: step-0 gradients max|d| / max|g|", max_grad0_rel);
+  test::check_step0_gradients(model, trainer, samples[0], grad0, "stage 1 llava_next",
+                              [](const std::string& name) { return name == "image_newline"; });
   test::check_steps_and_weights(trainer, samples, doc.at("log"), expected, initial,
                                 "stage 1 llava_next", true);
 }

@@ -30,38 +30,14 @@
 namespace {
 
 using namespace mlab;
+using test::backward;
+using test::parity_dir;
+using test::read_json;
+using test::read_samples;
 
-std::filesystem::path parity_dir() { return test::data_dir() / "train_parity"; }
 std::filesystem::path stage2_dir() { return test::data_dir() / "authors" / "llava" / "stage2_md"; }
 
-nlohmann::json read_json(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  REQUIRE(in.good());
-  return nlohmann::json::parse(in);
-}
-
-std::vector<training::TrainBatch> read_samples(const models::Checkpoint& file, int64_t n) {
-  std::vector<training::TrainBatch> out;
-  for (int64_t i = 0; i < n; ++i) {
-    const std::string p = std::to_string(i) + ".";
-    training::TrainBatch b;
-    b.inputs.input_ids = file.get(p + "input_ids").clone();
-    b.inputs.attention_mask = file.get(p + "attention_mask").clone();
-    b.inputs.pixel_values = file.get(p + "pixel_values").clone();
-    b.labels = file.get(p + "labels").clone();
-    out.push_back(std::move(b));
-  }
-  return out;
-}
-
 bool contains(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
-
-// One forward + backward of `batch` with the trainer's loss (the plain mean of one micro-batch).
-void backward(const models::Vlm& model, const training::TrainBatch& batch) {
-  const at::Tensor logits = model.train_logits(batch.inputs);
-  const auto n = static_cast<double>(training::supervised_tokens(batch.labels));
-  training::causal_lm_loss(logits, batch.labels, n).backward();
-}
 
 }  // namespace
 
@@ -107,12 +83,7 @@ TEST_CASE(
 
   const auto schedule = training::LrSchedule::wsd(
       doc.at("learning_rate").get<double>(), training::WsdSpec{}, doc.at("steps").get<int64_t>());
-  training::TrainerOptions options;
-  options.adamw.beta1 = doc.at("betas")[0];
-  options.adamw.beta2 = doc.at("betas")[1];
-  options.adamw.eps = doc.at("eps");
-  options.adamw.weight_decay = doc.at("weight_decay");
-  options.max_grad_norm = doc.at("max_grad_norm");
+  const training::TrainerOptions options = test::trainer_options(doc);
   training::Trainer trainer(
       model, trainable, [&](int64_t t) { return schedule.lr(t); }, options);
 
@@ -120,24 +91,8 @@ TEST_CASE(
 
   // Step 0's gradients against theirs, branch by branch: image tokens train kv_proj_img, text
   // tokens kv_proj_text, both non-zero.
-  double max_grad0_rel = 0;
-  {
-    backward(model, samples[0]);
-    for (const auto& [name, t] : trainer.trainable_parameters()) {
-      INFO(name);
-      REQUIRE(t.grad().defined());
-      const at::Tensor want = grad0.get(name);
-      const double rel = test::rel_diff(t.grad(), want);
-      max_grad0_rel = std::max(max_grad0_rel, rel);
-      CHECK(rel <= 1e-4);
-      if (contains(name, "kv_proj_")) CHECK(t.grad().abs().max().item<double>() > 0);
-    }
-    for (const auto& [name, t] : trainer.trainable_parameters()) {
-      const_cast<at::Tensor&>(t).mutable_grad() = at::Tensor();
-    }
-  }
-
-  test::report("train parity stage 2 llava: step-0 gradients max|d| / max|g|", max_grad0_rel);
+  test::check_step0_gradients(model, trainer, samples[0], grad0, "stage 2 llava",
+                              [](const std::string& name) { return contains(name, "kv_proj_"); });
   test::check_steps_and_weights(trainer, samples, doc.at("log"), expected, initial, "stage 2 llava",
                                 true);
 }

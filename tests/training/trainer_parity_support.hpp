@@ -7,18 +7,92 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "models/io/checkpoint.hpp"
+#include "models/runtime/vlm.hpp"
 #include "tests/support/catch_torch.hpp"
 #include "tests/vlm/vlm_test_support.hpp"
 #include "training/train_batch.hpp"
 #include "training/trainer.hpp"
 
 namespace mlab::test {
+
+// tests/data/train_parity (tools/fixtures/make_train_parity_fixtures.py).
+inline std::filesystem::path parity_dir() { return data_dir() / "train_parity"; }
+
+inline nlohmann::json read_json(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  REQUIRE(in.good());
+  return nlohmann::json::parse(in);
+}
+
+// The generator's samples "<i>.{input_ids, attention_mask, pixel_values, labels[, image_sizes]}".
+// LLaVA-NeXT's (with image_sizes): swift's collator concatenates the patches of the batch's
+// images, [P, C, S, S] for the one image -> [1, P, C, S, S].
+inline std::vector<training::TrainBatch> read_samples(const models::Checkpoint& file, int64_t n) {
+  std::vector<training::TrainBatch> out;
+  for (int64_t i = 0; i < n; ++i) {
+    const std::string p = std::to_string(i) + ".";
+    training::TrainBatch b;
+    b.inputs.input_ids = file.get(p + "input_ids").clone();
+    b.inputs.attention_mask = file.get(p + "attention_mask").clone();
+    b.inputs.pixel_values = file.get(p + "pixel_values").clone();
+    if (file.contains(p + "image_sizes")) {
+      b.inputs.pixel_values = b.inputs.pixel_values.unsqueeze(0);
+      b.inputs.image_sizes = file.get(p + "image_sizes").clone();
+    }
+    b.labels = file.get(p + "labels").clone();
+    out.push_back(std::move(b));
+  }
+  return out;
+}
+
+// The optimiser settings of a generator log (torch.optim.AdamW's and clip_grad_norm_'s).
+inline training::TrainerOptions trainer_options(const nlohmann::json& doc) {
+  training::TrainerOptions options;
+  options.adamw.beta1 = doc.at("betas")[0];
+  options.adamw.beta2 = doc.at("betas")[1];
+  options.adamw.eps = doc.at("eps");
+  options.adamw.weight_decay = doc.at("weight_decay");
+  options.max_grad_norm = doc.at("max_grad_norm");
+  return options;
+}
+
+// One forward + backward of `batch` with the trainer's loss (the plain mean of one micro-batch).
+inline void backward(const models::Vlm& model, const training::TrainBatch& batch) {
+  const at::Tensor logits = model.train_logits(batch.inputs);
+  const auto n = static_cast<double>(training::supervised_tokens(batch.labels));
+  training::causal_lm_loss(logits, batch.labels, n).backward();
+}
+
+// Step 0's gradients of `batch` against the generator's `grad0`, each within 1e-4 of max|g|;
+// those `must_move` names non-zero. The gradients are cleared afterwards; the figure reported.
+inline void check_step0_gradients(const models::Vlm& model, const training::Trainer& trainer,
+                                  const training::TrainBatch& batch,
+                                  const models::Checkpoint& grad0, const std::string& label,
+                                  const std::function<bool(const std::string&)>& must_move) {
+  double max_rel = 0;
+  backward(model, batch);
+  for (const auto& [name, t] : trainer.trainable_parameters()) {
+    INFO(name);
+    REQUIRE(t.grad().defined());
+    const double rel = rel_diff(t.grad(), grad0.get(name));
+    max_rel = std::max(max_rel, rel);
+    CHECK(rel <= 1e-4);
+    if (must_move(name)) CHECK(t.grad().abs().max().item<double>() > 0);
+  }
+  for (const auto& [name, t] : trainer.trainable_parameters()) {
+    const_cast<at::Tensor&>(t).mutable_grad() = at::Tensor();
+  }
+  report("train parity " + label + ": step-0 gradients max|d| / max|g|", max_rel);
+}
 
 // A copy of the trainer's trainable tensors (the update size of each is measured against it).
 inline std::map<std::string, at::Tensor> snapshot(const training::Trainer& trainer) {
