@@ -14,6 +14,7 @@
 #include "datasets/dataset_reader.hpp"
 #include "datasets/image.hpp"
 #include "models/image/rgb8_image.hpp"
+#include "training/train_data.hpp"
 
 namespace mlab::harness {
 namespace {
@@ -104,6 +105,42 @@ CalibrationData read_calibration(const std::filesystem::path& dir,
     }
     out.requests.push_back(std::move(request));
     out.ids.push_back(std::move(s.id));
+  }
+  return out;
+}
+
+CalibrationData read_calibration_train_data(const std::filesystem::path& file,
+                                            const CalibrationOptions& options,
+                                            const std::filesystem::path& image_root) {
+  MLAB_CHECK(options.format == CalibFormat::kTrain, "--calib-data ", file.string(),
+             ": training data calibrates in the training template only (--calib-format train; ",
+             "eval applies to a --calib dataset dir)");
+  training::TrainData data = training::read_train_data(file, {.image_root = image_root});
+  CalibrationData out;
+  out.dataset_samples = static_cast<int64_t>(data.records.size() + data.skipped.size());
+  for (auto& s : data.skipped) {
+    out.skipped.push_back(std::move(s.id));
+    out.skip_reasons.push_back(std::move(s.reason));
+  }
+  MLAB_CHECK(!data.records.empty(), "--calib-data ", file.string(), ": none of its ",
+             out.dataset_samples, " records is usable (each needs an assistant answer and its ",
+             "images)");
+  const auto order = seeded_permutation(static_cast<int64_t>(data.records.size()), options.seed);
+  std::size_t take = order.size();
+  if (options.samples > 0) take = std::min(take, static_cast<std::size_t>(options.samples));
+  for (std::size_t k = 0; k < take; ++k) {
+    training::TrainRecord& rec = data.records[static_cast<std::size_t>(order[k])];
+    // As training/train_data.cpp make_train_batch builds its request.
+    models::VlmRequest request;
+    request.turns = std::move(rec.turns);
+    request.mode = prompt::PromptMode::kTrain;
+    for (const auto& path : rec.images) {
+      datasets::Image decoded = datasets::decode_image(path);
+      request.images.push_back(
+          image::make_rgb8_image(decoded.width, decoded.height, std::move(decoded.rgb)));
+    }
+    out.requests.push_back(std::move(request));
+    out.ids.push_back(std::move(rec.id));
   }
   return out;
 }

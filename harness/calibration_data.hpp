@@ -42,7 +42,8 @@ struct CalibrationData {
   std::vector<models::VlmRequest> requests;  // in permutation order
   std::vector<std::string> ids;              // the dataset ids of `requests`
   std::vector<std::string> skipped;          // kTrain: ids of samples without an answer
-  int64_t dataset_samples = 0;               // samples in the dataset dir
+  std::vector<std::string> skip_reasons;     // read_calibration_train_data: why, per `skipped`
+  int64_t dataset_samples = 0;               // samples in the dataset dir (records in the file)
 };
 
 // The calibration requests of the dataset dir `dir` (its task from dataset.json): each sample's
@@ -55,5 +56,19 @@ struct CalibrationData {
 // answer under kTrain.
 CalibrationData read_calibration(const std::filesystem::path& dir,
                                  const CalibrationOptions& options);
+
+// The calibration requests of a fine-tuning data file, the one `mla-bench train` reads (LLaVA or
+// swift JSON / JSONL, training/train_data.hpp: read_train_data; images relative to `image_root`,
+// "" = the file's dir): the MHA2MLA pipeline calibrates MD-SVD on its training data, as the
+// authors' run_svd_init.py encodes its samples with swift's training template. Each usable record
+// becomes one kTrain request with all its turns (system, user and assistant) and images, exactly
+// as make_train_batch renders it; records read_train_data refuses are left out before the
+// permutation and listed in `skipped` / `skip_reasons`. The same choice as read_calibration: the
+// first `options.samples` of seeded_permutation(usable records, options.seed). Only kTrain is
+// accepted (the records are conversations, not questions). Throws mlab::Error naming the file
+// for unreadable JSON, an undecodable chosen image, or no usable record.
+CalibrationData read_calibration_train_data(const std::filesystem::path& file,
+                                            const CalibrationOptions& options,
+                                            const std::filesystem::path& image_root = {});
 
 }  // namespace mlab::harness

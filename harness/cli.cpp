@@ -115,6 +115,11 @@ struct Cli {
         ->check(CLI::IsMember({"authors", "mlab"}))
         ->capture_default_str();
     convert->add_option("--calib", conv->calib, "Calibration dataset dir (docs/formats.md)");
+    convert->add_option("--calib-data", conv->calib_data,
+                        "Calibration from fine-tuning data instead: a LLaVA / swift JSON or JSONL "
+                        "file as `train --data` reads (each record in the training template)");
+    convert->add_option("--calib-image-root", conv->calib_image_root,
+                        "--calib-data: root of its image paths (default: the file's dir)");
     convert
         ->add_option("--calib-format", conv->calib_format,
                      "train: each sample's question, images AND answer in the model's training "
@@ -210,6 +215,77 @@ struct Cli {
     train->add_option("--device", tr->device, "cpu | cuda[:N]")->capture_default_str();
     train->add_option("--dtype", tr->dtype, "auto | float32 | bfloat16 | float16")->capture_default_str();
     train->callback([this, tr, &out] { action = [tr, &out] { return run_train(*tr, out); }; });
+
+    auto mo = std::make_shared<Mha2mlaOptions>();
+    auto* pipe = app.add_subcommand(
+        "mha2mla",
+        "The MHA2MLA-VLM pipeline: partial RoPE -> stage 1 -> MD-SVD on the stage-1 model -> "
+        "stage 2, each step resumable");
+    pipe->footer(
+        "Writes OUT/stage1_init (convert --stage 1), OUT/stage1 (train --stage 1), OUT/stage2_init "
+        "(convert --stage 2 --svd md from stage 1's last checkpoint, calibrated on --data) and "
+        "OUT/stage2 (train --stage 2), and OUT/pipeline.json recording each finished step. "
+        "Defaults are the authors' (cfgs/stage{1,2}.yaml, run_svd_init.sh) for the model's "
+        "family; see docs/training.md.");
+    pipe->add_option("--model", mo->model, "Source model directory (MHA / GQA)")->required();
+    pipe->add_option("--data", mo->data,
+                     "Fine-tuning data: LLaVA or swift JSON / JSONL (as train --data); also the "
+                     "calibration data of MD-SVD")
+        ->required();
+    pipe->add_option("--out", mo->out, "Output directory")->required();
+    pipe->add_option("--eval-data", mo->eval_data,
+                     "Held-out records (same format): the loss of every step's model");
+    pipe->add_option("--image-root", mo->image_root, "Root of image paths (default: the data "
+                                                     "file's dir)");
+    pipe->add_option("--rope", mo->rope, "Stage-1 keep-sets: high | low | uniform | 2norm | mkl")
+        ->check(CLI::IsMember({"high", "low", "uniform", "2norm", "mkl"}))
+        ->capture_default_str();
+    pipe->add_option("--ranks", mo->ranks, "Rank file instead of scoring (their qk_tensor_path)");
+    pipe->add_option("--rope-dims", mo->rope_dims, "RoPE dims kept per head (r)")
+        ->capture_default_str();
+    pipe->add_option("--d-kv", mo->d_kv,
+                     "Latent dims per KV head (default: the authors' for the family: llava 64, "
+                     "llava_next / qwen2_5_vl 128)");
+    pipe->add_option("--stage1-steps", mo->stage1_steps, "Stage-1 optimizer steps");
+    pipe->add_option("--stage1-epochs", mo->stage1_epochs, "Stage-1 epochs (default 1)");
+    pipe->add_option("--stage2-steps", mo->stage2_steps, "Stage-2 optimizer steps");
+    pipe->add_option("--stage2-epochs", mo->stage2_epochs, "Stage-2 epochs (default 1)");
+    pipe->add_option("--lr1", mo->lr1,
+                     "Stage-1 peak LR (default: the authors': llava 5e-5, llava_next 5e-6, "
+                     "qwen2_5_vl 1e-5)");
+    pipe->add_option("--lr2", mo->lr2,
+                     "Stage-2 peak LR (default: the authors' for the family and d_kv)");
+    pipe->add_option("--batch-size,--batch", mo->batch, "Rows per accumulation micro-step")
+        ->capture_default_str();
+    pipe->add_option("--grad-accum,--accum", mo->accum, "Gradient accumulation steps")
+        ->capture_default_str();
+    pipe->add_option("--max-length", mo->max_length, "Skip records longer than this (tokens)")
+        ->capture_default_str();
+    pipe->add_option("--calib-samples", mo->calib_samples,
+                     "Calibration records: the first N of --data in seeded order (0: all)")
+        ->capture_default_str();
+    pipe->add_option("--calib-seed", mo->calib_seed, "Seed of the calibration order")
+        ->capture_default_str();
+    pipe->add_option("--mkl-samples", mo->mkl_samples, "MKL: score on the first N (0: all)")
+        ->capture_default_str();
+    pipe->add_option("--seed", mo->seed, "Stage-1 sample order")->capture_default_str();
+    pipe->add_option("--stage2-seed", mo->stage2_seed,
+                     "Stage-2 sample order (their data_seed)")
+        ->capture_default_str();
+    pipe->add_option("--save-every", mo->save_every,
+                     "Training checkpoints every N steps (0: at the end of each stage)");
+    pipe->add_option("--stop-after-step", mo->stop_after_step,
+                     "Stop after this step: stage1_init | stage1 | stage2_init");
+    pipe->add_flag("--resume", mo->resume,
+                   "Skip finished steps; an unfinished training step resumes from its latest "
+                   "checkpoint");
+    pipe->add_option("--device", mo->device, "cpu | cuda[:N]")->capture_default_str();
+    pipe->add_option("--dtype", mo->dtype,
+                     "Training and held-out precision: auto | float32 | bfloat16 | float16 "
+                     "(conversion runs in float32)")
+        ->capture_default_str();
+    pipe->add_option("--threads", mo->threads, "Intra-op threads (0: LibTorch default)");
+    pipe->callback([this, mo, &out] { action = [mo, &out] { return run_mha2mla(*mo, out); }; });
 
     auto ev = std::make_shared<EvalOptions>();
     ev->configs_dir = std::filesystem::path(MLAB_SOURCE_DIR) / "configs" / "tasks";

@@ -147,6 +147,10 @@ struct ConvertOptions {
   std::string svd = "md";       // md | activation | weight ("joint": old name of activation)
   std::string format = "authors";  // config.json dialect: authors | mlab
   std::filesystem::path calib;  // dataset dir of calibration samples
+  // Or a fine-tuning data file (LLaVA / swift JSON or JSONL, as `train --data`): each record in
+  // the training template (harness/calibration_data.hpp read_calibration_train_data).
+  std::filesystem::path calib_data;
+  std::filesystem::path calib_image_root;  // calib_data's images ("": the file's dir)
   std::string calib_format = "train";  // train (swift's training template + answer) | eval
   int64_t calib_samples = 512;  // the first N of the seeded permutation (0 = all)
   uint64_t calib_seed = 42;     // seed of the permutation (torch.randperm)
@@ -202,6 +206,41 @@ int run_train(const TrainOptions& options, std::ostream& out);
 // UsageError for bad options, mlab::Error for a model of another stage, bad data under --strict,
 // a non-finite loss (naming the step and the last checkpoint).
 int run_training(const TrainOptions& options, std::ostream& out);
+
+struct Mha2mlaOptions {
+  std::filesystem::path model;       // the source model dir (MHA / GQA)
+  std::filesystem::path data;        // fine-tuning data (as train --data); also calibrates MD-SVD
+  std::filesystem::path out;         // stage1_init/ stage1/ stage2_init/ stage2/ pipeline.json
+  std::filesystem::path eval_data;   // held-out records (same format); "": no held-out loss
+  std::filesystem::path image_root;  // "": each data file's dir
+  std::string rope = "mkl";          // stage-1 keep-sets: high | low | uniform | 2norm | mkl
+  std::filesystem::path ranks;       // a rank file instead of scoring (their qk_tensor_path)
+  int64_t rope_dims = 32;            // r (their rope_dim_for_mla)
+  int64_t d_kv = 0;                  // 0: the authors' low_rank for the family (64 / 128 / 128)
+  int64_t stage1_steps = 0, stage2_steps = 0;  // optimizer steps, or
+  double stage1_epochs = 0, stage2_epochs = 0;  // epochs (neither given: 1 epoch)
+  double lr1 = 0, lr2 = 0;           // 0: the authors' for the family (stage 2: and d_kv)
+  int64_t batch = 1, accum = 16;     // global batch 16 (their stage-2 1 x 16; stage 1 2 x 8)
+  int64_t max_length = 4096;         // their max_length: longer records are skipped
+  int64_t calib_samples = 512;       // their total_num
+  uint64_t calib_seed = 42;          // their run_svd_init seed
+  int64_t mkl_samples = 32;          // MKL scoring samples (convert --mkl-samples)
+  uint64_t seed = 42;                // stage-1 sample order
+  uint64_t stage2_seed = 2025;       // stage-2 sample order (their stage2.yaml data_seed)
+  int64_t save_every = 0;            // training checkpoints every N steps (0: at the end only)
+  std::string stop_after_step;       // stop after this step (stage1_init | stage1 | stage2_init)
+  bool resume = false;               // skip finished steps, resume an unfinished training step
+  std::string device = "cpu";
+  std::string dtype = "auto";        // training and held-out loss (conversion: float32)
+  int threads = 0;
+};
+// `mla-bench mha2mla` (harness/mha2mla_command.cpp): the paper's pipeline, partial RoPE (convert
+// --stage 1) -> stage-1 training -> MD-SVD on the stage-1 model calibrated on --data (convert
+// --stage 2) -> stage-2 training, each step's output a dir under `out`, recorded in
+// out/pipeline.json with timings and, with eval_data, the held-out loss of its model. Throws
+// UsageError for bad options, mlab::Error for a used --out without resume and every error of
+// convert and train.
+int run_mha2mla(const Mha2mlaOptions& options, std::ostream& out);
 
 struct EvalOptions {
   std::filesystem::path model;

@@ -38,8 +38,18 @@ int run_convert(const ConvertOptions& o, std::ostream& out) {
   calib_options.samples = o.calib_samples;
   calib_options.seed = o.calib_seed;
   CalibrationData calib;
+  if (!o.calib.empty() && !o.calib_data.empty()) {
+    throw UsageError("mla-bench convert: give --calib DIR (a dataset dir) or --calib-data FILE "
+                     "(training data), not both");
+  }
   if (!o.calib.empty()) calib = read_calibration(o.calib, calib_options);
-  if (!calib.skipped.empty()) {
+  if (!o.calib_data.empty()) {
+    calib = read_calibration_train_data(o.calib_data, calib_options, o.calib_image_root);
+    for (std::size_t i = 0; i < calib.skipped.size(); ++i) {
+      std::cerr << "mla-bench: warning: --calib-data: skipping record " << calib.skipped[i] << ": "
+                << calib.skip_reasons[i] << "\n";
+    }
+  } else if (!calib.skipped.empty()) {
     std::cerr << "mla-bench: warning: --calib-format train: " << calib.skipped.size()
               << " sample(s) of " << o.calib.string() << " have no answer and were skipped:";
     const std::size_t shown = std::min<std::size_t>(calib.skipped.size(), 20);
@@ -75,9 +85,10 @@ int run_convert(const ConvertOptions& o, std::ostream& out) {
   out << ", stage " << o.stage;
   if (o.stage == 2) out << ", d_kv=" << o.d_kv << ", svd " << co.svd;
   out << ", " << calibration.size() << " calibration samples";
-  if (!o.calib.empty()) {
+  if (!o.calib.empty() || !o.calib_data.empty()) {
     out << " (" << calib_format_name(calib_options.format) << " format, seed "
-        << calib_options.seed << ", of " << calib.dataset_samples << ")";
+        << calib_options.seed << ", of " << calib.dataset_samples
+        << (o.calib_data.empty() ? "" : " training records") << ")";
   }
   out << "\n";
   std::unique_ptr<Progress> bar;
@@ -146,6 +157,15 @@ int run_convert(const ConvertOptions& o, std::ostream& out) {
                         {"calibration_seconds", report.calibration_seconds},
                         {"svd_seconds", report.svd_seconds},
                         {"theorem_2_1_holds", theorem}};
+    if (!o.calib_data.empty()) {
+      j["calibration"] = {{"data", o.calib_data.string()},
+                          {"format", calib_format_name(calib_options.format)},
+                          {"seed", calib_options.seed},
+                          {"records", calib.dataset_samples},
+                          {"ids", calib.ids},
+                          {"skipped", calib.skipped},
+                          {"skip_reasons", calib.skip_reasons}};
+    }
     if (!o.calib.empty()) {
       j["calibration"] = {{"dataset", o.calib.string()},
                           {"format", calib_format_name(calib_options.format)},
