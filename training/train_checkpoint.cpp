@@ -60,8 +60,12 @@ fs::path save_train_checkpoint(const fs::path& out, const fs::path& source, cons
     fs::copy_file(e.path(), tmp / name);
   }
   // The source's tensors, in its names and dtypes, the trained ones replaced.
+  // Mixed precision: the f32 masters, not their rounded copies in the model.
   std::map<std::string, at::Tensor> trained;
-  for (const auto& [name, t] : trainer.trainable_parameters()) trained[name] = t.detach();
+  const auto& masters = trainer.master_parameters();
+  for (std::size_t i = 0; i < masters.size(); ++i) {
+    trained[trainer.trainable_parameters()[i].first] = masters[i].detach();
+  }
   const auto file = models::Checkpoint::open(source);
   // The family: from config.json (the model's).
   const auto family = models::load_model_config(source).family;
@@ -89,6 +93,13 @@ fs::path save_train_checkpoint(const fs::path& out, const fs::path& source, cons
     if (!st[i].exp_avg.defined()) continue;
     moments.emplace_back("exp_avg." + name, st[i].exp_avg.to(at::kCPU).contiguous());
     moments.emplace_back("exp_avg_sq." + name, st[i].exp_avg_sq.to(at::kCPU).contiguous());
+  }
+  // The masters again, exactly: model.safetensors holds them in the source's dtype.
+  if (trainer.mixed_precision()) {
+    for (std::size_t i = 0; i < masters.size(); ++i) {
+      moments.emplace_back("master." + trainer.trainable_parameters()[i].first,
+                           masters[i].detach().to(at::kCPU).contiguous());
+    }
   }
   models::save_safetensors(tmp / "trainer_state.safetensors", moments);
   state["step"] = step;
@@ -131,11 +142,24 @@ nlohmann::json load_train_state(const fs::path& dir, Trainer& trainer) {
              " parameters, the run trains ", params.size());
   std::vector<AdamW::State> loaded(params.size());
   std::set<std::string> names(moments.names().begin(), moments.names().end());
+  if (trainer.mixed_precision()) {
+    std::vector<at::Tensor> masters;
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      const std::string key = "master." + params[i].first;
+      // A checkpoint of an f32 run: its model.safetensors (loaded) holds the masters.
+      if (names.count(key) == 0) {
+        masters.push_back(trainer.master_parameters()[i].detach().clone());
+        continue;
+      }
+      masters.push_back(moments.get(key).to(params[i].second.device(), at::kFloat));
+    }
+    trainer.load_master_parameters(masters);
+  }
   for (std::size_t i = 0; i < params.size(); ++i) {
     const std::string& name = params[i].first;
     loaded[i].step = steps[i].get<int64_t>();
     if (names.count("exp_avg." + name) == 0) continue;
-    const auto& p = params[i].second;
+    const auto& p = trainer.master_parameters()[i];
     loaded[i].exp_avg = moments.get("exp_avg." + name).to(p.device(), p.scalar_type()).clone();
     loaded[i].exp_avg_sq = moments.get("exp_avg_sq." + name).to(p.device(), p.scalar_type()).clone();
   }

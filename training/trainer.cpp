@@ -10,6 +10,33 @@
 #include "core/error.hpp"
 
 namespace mlab::training {
+namespace {
+
+// Data parallel (TrainerOptions::all_reduce_sum): the step's loss and token count and the
+// gradients of `params`, summed over the ranks. A gradient undefined on some rank (its parameter
+// unused by that rank's micro-batches, e.g. kv_proj_img on text-only rows) counts as zeros there;
+// one undefined on every rank stays undefined (AdamW then skips it, as one process would).
+void all_reduce_step(const std::function<void(std::span<at::Tensor>)>& sum,
+                     const std::vector<at::Tensor>& params, double& loss, int64_t& tokens) {
+  const at::NoGradGuard no_grad;
+  std::vector<double> head = {loss, static_cast<double>(tokens)};
+  for (const auto& p : params) head.push_back(p.grad().defined() ? 1.0 : 0.0);
+  at::Tensor h = at::tensor(head, at::kDouble);  // f64 [2 + P]: loss, tokens, gradient defined
+  sum(std::span<at::Tensor>(&h, 1));
+  const double* v = h.data_ptr<double>();
+  loss = v[0];
+  tokens = static_cast<int64_t>(v[1]);
+  std::vector<at::Tensor> grads;
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    if (v[2 + i] == 0) continue;
+    at::Tensor& g = const_cast<at::Tensor&>(params[i]).mutable_grad();
+    if (!g.defined()) g = at::zeros_like(params[i]);
+    grads.push_back(g);
+  }
+  if (!grads.empty()) sum(grads);
+}
+
+}  // namespace
 
 double clip_grad_norm(std::span<const at::Tensor> params, double max_norm) {
   std::vector<at::Tensor> grads;
@@ -54,10 +81,61 @@ Trainer::Trainer(models::Vlm& model, const std::vector<std::string>& trainable, 
   }
   std::vector<at::Tensor> params;
   for (const auto& name : trainable) {
-    trainable_.emplace_back(name, by_name.at(name));
-    params.push_back(by_name.at(name));
+    const at::Tensor& p = by_name.at(name);
+    trainable_.emplace_back(name, p);
+    mixed_ = mixed_ || p.scalar_type() != at::kFloat;
+  }
+  for (const auto& [name, p] : trainable_) {
+    if (!mixed_ || p.scalar_type() == at::kFloat) {
+      params.push_back(p);
+      continue;
+    }
+    const at::NoGradGuard no_grad;
+    params.push_back(p.detach().to(at::kFloat).set_requires_grad(true));
   }
   optimizer_ = std::make_unique<AdamW>(std::move(params), options_.adamw);
+}
+
+void Trainer::accumulate_master_gradients() {
+  if (!mixed_) return;
+  const at::NoGradGuard no_grad;
+  const auto& masters = optimizer_->params();
+  for (std::size_t i = 0; i < trainable_.size(); ++i) {
+    at::Tensor& p = trainable_[i].second;
+    const at::Tensor& master = masters[i];
+    if (p.is_same(master) || !p.grad().defined()) continue;
+    at::Tensor& g = const_cast<at::Tensor&>(master).mutable_grad();
+    if (g.defined()) {
+      g.add_(p.grad());
+    } else {
+      g = p.grad().to(at::kFloat);
+    }
+    p.mutable_grad() = at::Tensor();
+  }
+}
+
+void Trainer::copy_masters_to_parameters() {
+  if (!mixed_) return;
+  const at::NoGradGuard no_grad;
+  const auto& masters = optimizer_->params();
+  for (std::size_t i = 0; i < trainable_.size(); ++i) {
+    at::Tensor& p = trainable_[i].second;
+    if (!p.is_same(masters[i])) p.copy_(masters[i]);
+  }
+}
+
+void Trainer::load_master_parameters(const std::vector<at::Tensor>& masters) {
+  const at::NoGradGuard no_grad;
+  const auto& params = optimizer_->params();
+  MLAB_CHECK(masters.size() == params.size(), "Trainer: ", masters.size(),
+             " master tensors for ", params.size(), " trainable parameters");
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    MLAB_CHECK(masters[i].sizes() == params[i].sizes(), "Trainer: master weight of '",
+               trainable_[i].first, "' has shape ", masters[i].sizes(), ", the parameter ",
+               params[i].sizes());
+    const_cast<at::Tensor&>(params[i]).copy_(masters[i]);
+  }
+  copy_masters_to_parameters();
 }
 
 StepLog Trainer::step(std::span<const TrainBatch> micro_batches) {
@@ -66,6 +144,11 @@ StepLog Trainer::step(std::span<const TrainBatch> micro_batches) {
   log.step = step_;
   log.lr = lr_(step_);
   for (const auto& b : micro_batches) log.supervised += supervised_tokens(b.labels);
+  if (options_.all_reduce_sum) {  // data parallel: the count of the whole window, all ranks
+    at::Tensor n = at::tensor(std::vector<int64_t>{log.supervised}, at::kLong);
+    options_.all_reduce_sum(std::span<at::Tensor>(&n, 1));
+    log.supervised = n.item<int64_t>();
+  }
   MLAB_CHECK(log.supervised > 0, "step ", step_,
              ": no supervised token in the micro-batches (every label is -100)");
   const at::AutoGradMode grad_mode(true);
@@ -74,19 +157,23 @@ StepLog Trainer::step(std::span<const TrainBatch> micro_batches) {
     const at::Tensor logits = model_->train_logits(b.inputs);  // f32 [B, L, V]
     const at::Tensor l = causal_lm_loss(logits, b.labels, static_cast<double>(log.supervised));
     l.backward();
+    accumulate_master_gradients();
     loss += l.item<double>();
     log.tokens += b.inputs.input_ids.numel();
+  }
+  if (options_.all_reduce_sum) {
+    all_reduce_step(options_.all_reduce_sum, optimizer_->params(), loss, log.tokens);
   }
   log.loss = loss;
   if (!std::isfinite(loss)) {
     optimizer_->zero_grad();
+    for (auto& [name, p] : trainable_) p.mutable_grad() = at::Tensor();
     MLAB_FAIL("step ", step_, ": the loss is ", loss, "; the weights are left as before the step");
   }
-  std::vector<at::Tensor> params;
-  for (const auto& [name, t] : trainable_) params.push_back(t);
-  log.grad_norm = clip_grad_norm(params, options_.max_grad_norm);
+  log.grad_norm = clip_grad_norm(optimizer_->params(), options_.max_grad_norm);
   optimizer_->step(log.lr);
   optimizer_->zero_grad();
+  copy_masters_to_parameters();
   ++step_;
   return log;
 }

@@ -28,7 +28,21 @@ using LrFunction = std::function<double(int64_t step)>;
 struct TrainerOptions {
   AdamWOptions adamw;
   double max_grad_norm = 1.0;  // HF TrainingArguments.max_grad_norm; <= 0: no clipping
+  // Data parallel (training/distributed.hpp): sums tensors over the ranks, in place
+  // (DistributedContext::all_reduce_sum). When set, step() sums the window's supervised-token
+  // count before the forward (each rank's loss is divided by the GLOBAL count), then the loss,
+  // the token count and the gradients after the backward (DDP's all-reduce, but of sums, not
+  // means), so N ranks each given their slice of a window take the step one process takes on the
+  // whole window. Unset: one process.
+  std::function<void(std::span<at::Tensor>)> all_reduce_sum;
 };
+
+// Mixed precision (F8 scope "bf16 ... with fp32 master weights"): when a trainable parameter is
+// not f32 (the model loaded with --dtype bfloat16 / float16), the trainer keeps an f32 master copy
+// of it, accumulates each micro-batch's gradient into an f32 buffer (Megatron-LM's main_grad),
+// clips and runs AdamW on the masters and writes them back rounded to the parameter's dtype
+// after every step. The forward and backward run in the model's dtype (frozen weights stay in
+// it). f32 parameters are trained in place, as before.
 
 // What one optimizer step did (the per-step record an HF Trainer logs).
 struct StepLog {
@@ -68,9 +82,18 @@ class Trainer {
   }
   int64_t steps_done() const { return step_; }
   const AdamW& optimizer() const { return *optimizer_; }
+  // The f32 tensors the optimizer updates, in the optimizer's order: the master copies of
+  // non-f32 parameters, else the parameters themselves (checkpoints store them: a resumed
+  // mixed-precision run continues from the masters, not from their rounded copies).
+  const std::vector<at::Tensor>& master_parameters() const { return optimizer_->params(); }
+  bool mixed_precision() const { return mixed_; }
   // A resumed run: the optimizer state and the steps already done (training/train_checkpoint).
   AdamW& optimizer() { return *optimizer_; }
   void set_steps_done(int64_t steps) { step_ = steps; }
+  // A resumed mixed-precision run: the saved f32 masters (master_parameters() order and shapes)
+  // replace the current ones and are copied into the parameters. Throws mlab::Error on a
+  // count or shape that does not fit.
+  void load_master_parameters(const std::vector<at::Tensor>& masters);
 
  private:
   models::Vlm* model_;
@@ -78,7 +101,13 @@ class Trainer {
   LrFunction lr_;
   TrainerOptions options_;
   std::unique_ptr<AdamW> optimizer_;
+  bool mixed_ = false;  // some trainable parameter is not f32: masters in optimizer_->params()
   int64_t step_ = 0;
+
+  // Mixed precision: adds the parameters' gradients into the masters' f32 gradients and clears
+  // them (called after each micro-batch's backward); copies the masters back after a step.
+  void accumulate_master_gradients();
+  void copy_masters_to_parameters();
 };
 
 }  // namespace mlab::training
