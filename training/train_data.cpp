@@ -133,14 +133,20 @@ int64_t stream_index(int64_t k, int64_t n, uint64_t seed) {
 
 TrainBatch make_train_batch(const models::Vlm& model, const TrainRecord& record,
                             const TrainDataOptions& options) {
-  models::VlmRequest request;
-  request.turns = record.turns;
-  request.mode = prompt::PromptMode::kTrain;
+  std::vector<image::Rgb8Image> images;
   for (const auto& p : record.images) {
     datasets::Image decoded = datasets::decode_image(p);
-    request.images.push_back(
-        image::make_rgb8_image(decoded.width, decoded.height, std::move(decoded.rgb)));
+    images.push_back(image::make_rgb8_image(decoded.width, decoded.height, std::move(decoded.rgb)));
   }
+  return make_train_batch(model, record.turns, std::move(images), options);
+}
+
+TrainBatch make_train_batch(const models::Vlm& model, const std::vector<prompt::Turn>& turns,
+                            std::vector<image::Rgb8Image> images, const TrainDataOptions& options) {
+  models::VlmRequest request;
+  request.turns = turns;
+  request.mode = prompt::PromptMode::kTrain;
+  request.images = std::move(images);
   TrainBatch batch;
   batch.inputs = model.prepare({&request, 1});
   const at::Tensor ids = batch.inputs.input_ids;

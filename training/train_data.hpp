@@ -53,4 +53,9 @@ int64_t stream_index(int64_t k, int64_t n, uint64_t seed);
 TrainBatch make_train_batch(const models::Vlm& model, const TrainRecord& record,
                             const TrainDataOptions& options);
 
+// The same for turns and decoded images given in memory (what make_train_batch calls after
+// decoding the record's image files).
+TrainBatch make_train_batch(const models::Vlm& model, const std::vector<prompt::Turn>& turns,
+                            std::vector<image::Rgb8Image> images, const TrainDataOptions& options);
+
 }  // namespace mlab::training
