@@ -363,6 +363,7 @@ std::vector<std::pair<std::string, at::Tensor>> Vlm::named_parameters() {
   };
   decoder_.for_each_parameter(collect);
   if (llava_vision_) llava_vision_->for_each_parameter(collect);
+  if (qwen_vision_) qwen_vision_->for_each_parameter(collect);
   return out;
 }
 

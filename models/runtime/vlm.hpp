@@ -141,9 +141,9 @@ class Vlm {
   at::Tensor train_logits(const VlmInputs& inputs) const;
 
   // Every loaded weight as (canonical checkpoint name, the model's own tensor handle): the
-  // decoder (TextDecoder::for_each_parameter), then the LLaVA vision tower, projector and
-  // image_newline. Setting requires_grad on a handle or updating it in place changes the model.
-  // Qwen2.5-VL's vision tower and merger are not listed yet (the trainer's F8 slice covers LLaVA).
+  // decoder (TextDecoder::for_each_parameter), then the vision side: LLaVA's tower, projector and
+  // image_newline, or Qwen2.5-VL's patch_embed, blocks and merger (QwenVision::for_each_parameter).
+  // Setting requires_grad on a handle or updating it in place changes the model.
   std::vector<std::pair<std::string, at::Tensor>> named_parameters();
 
   const ModelConfig& config() const { return config_; }

@@ -77,10 +77,9 @@ QwenVision QwenVision::load(Weights& weights, const ModelConfig& config) {
   const QwenVisionConfig& c = v.vision_;
   const int64_t hidden = c.hidden_size,
                 merged = hidden * c.spatial_merge_size * c.spatial_merge_size;
-  v.patch_w_ = weights
-                   .take("visual.patch_embed.proj.weight",
-                         {hidden, c.in_channels, c.temporal_patch_size, c.patch_size, c.patch_size})
-                   .reshape({hidden, -1});
+  v.patch_w_ =
+      weights.take("visual.patch_embed.proj.weight",
+                   {hidden, c.in_channels, c.temporal_patch_size, c.patch_size, c.patch_size});
   v.load_blocks(weights);
   v.ln_q_w_ = weights.take("visual.merger.ln_q.weight", {hidden});
   v.merger1_w_ = weights.take("visual.merger.mlp.0.weight", {merged, merged});
@@ -111,6 +110,31 @@ void QwenVision::load_blocks(Weights& weights) {
   }
 }
 
+void QwenVision::for_each_parameter(const ParameterVisitor& visit) {
+  visit("visual.patch_embed.proj.weight", patch_w_);
+  for (std::size_t j = 0; j < blocks_.size(); ++j) {
+    Block& b = blocks_[j];
+    const std::string p = "visual.blocks." + std::to_string(j) + ".";
+    visit(p + "norm1.weight", b.norm1_w);
+    visit(p + "norm2.weight", b.norm2_w);
+    visit(p + "attn.qkv.weight", b.qkv_w);
+    visit(p + "attn.qkv.bias", b.qkv_b);
+    visit(p + "attn.proj.weight", b.proj_w);
+    visit(p + "attn.proj.bias", b.proj_b);
+    visit(p + "mlp.gate_proj.weight", b.gate_w);
+    visit(p + "mlp.gate_proj.bias", b.gate_b);
+    visit(p + "mlp.up_proj.weight", b.up_w);
+    visit(p + "mlp.up_proj.bias", b.up_b);
+    visit(p + "mlp.down_proj.weight", b.down_w);
+    visit(p + "mlp.down_proj.bias", b.down_b);
+  }
+  visit("visual.merger.ln_q.weight", ln_q_w_);
+  visit("visual.merger.mlp.0.weight", merger1_w_);
+  visit("visual.merger.mlp.0.bias", merger1_b_);
+  visit("visual.merger.mlp.2.weight", merger2_w_);
+  visit("visual.merger.mlp.2.bias", merger2_b_);
+}
+
 int64_t QwenVision::image_tokens(int64_t t, int64_t h, int64_t w) const {
   const int64_t merge = vision_.spatial_merge_size;
   check_grid(t, h, w, merge);
@@ -133,7 +157,7 @@ std::vector<std::array<int64_t, 3>> QwenVision::check_inputs(const at::Tensor& p
     grids.push_back({row[0], row[1], row[2]});
     patches += row[0] * row[1] * row[2];
   }
-  const int64_t width = patch_w_.size(1);
+  const int64_t width = patch_w_[0].numel();
   MLAB_CHECK(pixel_values.dim() == 2 && pixel_values.size(1) == width,
              "Qwen2.5-VL vision: pixel_values must be [S, ", width,
              "] (in_channels * temporal_patch_size * patch_size^2), got ", pixel_values.sizes());
@@ -235,7 +259,10 @@ at::Tensor QwenVision::image_features(const at::Tensor& pixel_values,
   const at::Tensor window_index = at::tensor(layout.window_index, at::kLong).to(device_);
   const at::Tensor perm =
       (window_index.unsqueeze(1) * unit + at::arange(unit, window_index.options())).reshape(-1);
-  at::Tensor x = nn::linear(pixel_values.to(device_, dtype_), patch_w_).index_select(0, perm);
+  // The Conv3d with stride = kernel over one patch is a matmul with the flattened kernel.
+  at::Tensor x =
+      nn::linear(pixel_values.to(device_, dtype_), patch_w_.reshape({patch_w_.size(0), -1}))
+          .index_select(0, perm);
   auto [cos, sin] = rotary(grids);
   cos = cos.index_select(0, perm).view({cos.size(0), 1, 1, -1});  // [S, 1, 1, D]
   sin = sin.index_select(0, perm).view({sin.size(0), 1, 1, -1});

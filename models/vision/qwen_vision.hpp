@@ -14,6 +14,7 @@
 #include "models/config/model_config.hpp"
 #include "models/nn/nn.hpp"
 #include "models/nn/weights.hpp"
+#include "models/runtime/attention_layer.hpp"
 
 namespace mlab::models {
 
@@ -54,6 +55,11 @@ class QwenVision {
   // mlab::Error for a non-positive size or h, w not divisible by merge.
   int64_t image_tokens(int64_t t, int64_t h, int64_t w) const;
 
+  // Visits the loaded weights under their canonical names (training, F8), in transformers 4.51's
+  // Qwen2_5_VisionTransformerPretrainedModel.named_parameters() order: patch_embed (the Conv3d
+  // kernel in its stored 5-D shape), the blocks, then the merger (swift's aligner).
+  void for_each_parameter(const ParameterVisitor& visit);
+
   const QwenVisionConfig& config() const { return vision_; }
 
  private:
@@ -91,7 +97,7 @@ class QwenVision {
   c10::ScalarType dtype_ = c10::kFloat;
   c10::Device device_ = c10::Device(c10::kCPU);
 
-  at::Tensor patch_w_;                // [C, in_channels * T * P * P] (the Conv3d kernel, flattened)
+  at::Tensor patch_w_;                // [C, in_channels, T, P, P] (the Conv3d kernel, as stored)
   std::vector<Block> blocks_;         // depth entries
   at::Tensor ln_q_w_;                 // [C]
   at::Tensor merger1_w_, merger1_b_;  // [C * m^2, C * m^2], [C * m^2]
