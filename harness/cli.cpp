@@ -195,6 +195,9 @@ struct Cli {
     train->add_option("--image-root", tr->image_root,
                       "Directory the data's image paths are relative to (default: the data's)");
     train->add_option("--out", tr->out, "Output directory: checkpoint-<step>/, train_log.jsonl");
+    train->add_option("--eval-data", tr->eval_data,
+                      "Held-out records (as --data): their loss under the final weights, printed "
+                      "at the end");
     train->add_option("--steps", tr->steps, "Optimizer steps");
     train->add_option("--epochs", tr->epochs, "Epochs (instead of --steps)");
     train->add_option("--lr", tr->lr, "Peak learning rate of the WSD schedule")->capture_default_str();

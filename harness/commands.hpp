@@ -180,6 +180,7 @@ struct TrainOptions {
   // The trainer (without --dry-run; docs/training.md).
   std::filesystem::path data, out;
   std::filesystem::path image_root;  // "" : the data file's directory
+  std::filesystem::path eval_data;   // held-out records: their loss is printed at the end
   int64_t steps = 0;                 // optimizer steps (or --epochs)
   double epochs = 0;
   int64_t batch = 1, accum = 1;      // micro-batch size (rows), gradient accumulation

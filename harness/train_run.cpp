@@ -18,6 +18,7 @@
 #include "models/config/model_config.hpp"
 #include "models/nn/weights.hpp"
 #include "models/runtime/vlm.hpp"
+#include "training/evaluate_loss.hpp"
 #include "training/lr_schedule.hpp"
 #include "training/train_checkpoint.hpp"
 #include "training/train_data.hpp"
@@ -248,6 +249,12 @@ int run_training(const TrainOptions& o, std::ostream& out) {
     }
   }
   if (last_saved != trainer.steps_done()) save();
+  if (!o.eval_data.empty()) {  // held-out loss of the final weights (training/evaluate_loss.hpp)
+    const auto held = training::evaluate_loss(
+        model, training::read_train_data(o.eval_data, dopt).records, dopt);
+    out << "held-out loss " << held.loss << " (" << held.records << " records, "
+        << held.supervised << " supervised tokens, of " << o.eval_data.string() << ")\n";
+  }
   out << "done: " << trainer.steps_done() << " steps; " << skipped << " record(s) skipped\n";
   return 0;
 }

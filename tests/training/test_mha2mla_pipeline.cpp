@@ -29,7 +29,9 @@ const fs::path kModel = test::data_dir() / "tiny_vlms" / "llava";
 
 // A learnable pattern for a random model in a few steps: the answer repeats the colour the
 // question names, in a fixed sentence. `held_out` takes the other half of the (object, colour)
-// grid, so no held-out question appears in training.
+// grid, so no held-out question appears in training. The image follows the colour, the same way
+// in both halves (an image chosen by the grid's parity would teach the training half a pairing
+// that the held-out half contradicts).
 fs::path write_dataset(const fs::path& dir, bool held_out) {
   fs::create_directories(dir / "img");
   const std::vector<std::string> images = {"tiny.png", "gray.png", "rgba.png", "tall.png"};
@@ -37,15 +39,17 @@ fs::path write_dataset(const fs::path& dir, bool held_out) {
     fs::copy_file(test::data_dir() / "images" / name, dir / "img" / name,
                   fs::copy_options::overwrite_existing);
   }
-  const std::vector<std::string> objects = {"square", "circle", "box", "star"};
-  const std::vector<std::string> colours = {"red", "green", "blue", "yellow", "black", "white"};
+  // 5 x 7: 17 training records (n = 17 has a torch.randperm reference), 18 held out.
+  const std::vector<std::string> objects = {"square", "circle", "box", "star", "ring"};
+  const std::vector<std::string> colours = {"red",   "green", "blue", "yellow",
+                                            "black", "white", "purple"};
   json list = json::array();
   for (std::size_t i = 0; i < objects.size(); ++i) {
     for (std::size_t j = 0; j < colours.size(); ++j) {
-      if (((i + j) % 2 == 1) != held_out) continue;
+      if (((i + j) % 2 == 0) != held_out) continue;
       list.push_back(
           {{"id", objects[i] + "_" + colours[j]},
-           {"image", "img/" + images[(i + j) % images.size()]},
+           {"image", "img/" + images[j % images.size()]},
            {"conversations",
             {{{"from", "human"},
               {"value", "<image>\nThe " + objects[i] + " is " + colours[j] + ". What colour?"}},
@@ -87,7 +91,7 @@ double held_out_loss(const json& pipeline, const std::string& name) {
 
 }  // namespace
 
-TEST_CASE("mha2mla: the whole pipeline on the tiny LLaVA; stage 2 lowers the held-out loss",
+TEST_CASE("mha2mla: the whole pipeline on the tiny LLaVA, stage 2 lowers the held-out loss",
           "[training][cli][mha2mla]") {
   const auto dir = test::scratch_dir("mha2mla_pipeline");
   const fs::path data = write_dataset(dir / "train", false);
@@ -115,21 +119,33 @@ TEST_CASE("mha2mla: the whole pipeline on the tiny LLaVA; stage 2 lowers the hel
   CHECK(step_record(p, "stage2_init").at("input").get<std::string>() ==
         (out / "stage1" / "checkpoint-12").string());
 
-  // MD-SVD calibrated on the training file: all 12 records, in the seeded order.
+  // MD-SVD calibrated on the training file: all 17 records in the order of
+  // torch.randperm(17, generator=manual_seed(42)) (tests/data/train_template/randperm.json, made
+  // by tools/fixtures/make_train_template_fixtures.py).
   const json report = test::read_json(out / "stage2_init_report.json");
   CHECK(report.at("calibration").at("data") == data.string());
-  CHECK(report.at("calibration").at("ids").size() == 12);
+  const json file = test::read_json(data);
+  std::vector<int64_t> perm;
+  const json refs = test::read_json(test::data_dir() / "train_template" / "randperm.json");
+  for (const auto& c : refs.at("cases")) {
+    if (c.at("n") == 17 && c.at("seed") == 42) perm = c.at("perm").get<std::vector<int64_t>>();
+  }
+  REQUIRE(file.size() == 17);
+  REQUIRE(perm.size() == 17);
+  std::vector<std::string> expected;
+  for (const auto k : perm) expected.push_back(file.at(static_cast<std::size_t>(k)).at("id"));
+  CHECK(report.at("calibration").at("ids").get<std::vector<std::string>>() == expected);
   CHECK(report.at("theorem_2_1_holds") == true);
-  CHECK(report.at("image_tokens").get<int64_t>() == 12 * 4);  // 4 image tokens per record
+  CHECK(report.at("image_tokens").get<int64_t>() == 17 * 4);  // 4 image tokens per record
 
   // Acceptance 5: the stage-2 model beats the converted model before fine-tuning on held-out data.
   const double source = p.at("source").at("eval").at("loss").get<double>();
   const double s1_init = held_out_loss(p, "stage1_init"), s1 = held_out_loss(p, "stage1");
   const double s2_init = held_out_loss(p, "stage2_init"), s2 = held_out_loss(p, "stage2");
-  WARN("held-out loss (12 records): source " << source << ", stage1_init " << s1_init
+  WARN("held-out loss (18 records): source " << source << ", stage1_init " << s1_init
                                              << " -> stage1 " << s1 << ", stage2_init " << s2_init
                                              << " -> stage2 " << s2);
-  CHECK(step_record(p, "stage1").at("eval").at("records") == 12);
+  CHECK(step_record(p, "stage1").at("eval").at("records") == 18);
   CHECK(s2 < s2_init);
   CHECK(s1 < s1_init);
 
@@ -151,6 +167,19 @@ TEST_CASE("mha2mla: the whole pipeline on the tiny LLaVA; stage 2 lowers the hel
   // and the pipeline's figure for stage1_init is evaluate_loss over the held-out file.
   const auto held = training::evaluate_loss(model, training::read_train_data(eval, {}).records, {});
   CHECK(held.loss == Approx(s1_init).epsilon(1e-6));  // --threads 1 there, the default here
+
+  // `train --eval-data` prints the same held-out loss for the same stage-2 run (its default
+  // threads here, one thread in the pipeline).
+  r = test::run_mla_bench("train --stage 2 --model " + (out / "stage2_init").string() +
+                          " --data " + data.string() + " --eval-data " + eval.string() +
+                          " --out " + (dir / "train2").string() +
+                          " --steps 12 --lr 1e-3 --grad-accum 4 --seed 2025 --max-length 4096");
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  const auto at = r.out.find("held-out loss ");
+  REQUIRE(at != std::string::npos);
+  CHECK(std::stod(r.out.substr(at + 14)) == Approx(s2).epsilon(1e-4));
+  CHECK(r.out.find("(18 records,", at) != std::string::npos);
 
   // The final model is an MLA model the runtime loads.
   CHECK_NOTHROW(models::Vlm::load(final_model));
