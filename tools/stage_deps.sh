@@ -10,7 +10,10 @@ mkdir -p "$D/include" "$D/share/cmake" "$D/lib/cmake" "$D/lib/x86_64-linux-gnu/c
 ML=/usr/lib/x86_64-linux-gnu
 
 # Header-only libraries with their CMake package files.
-cp -r /usr/include/nlohmann /usr/include/CLI /usr/include/catch2 /usr/include/stb "$D/include/"
+cp -r /usr/include/nlohmann /usr/include/CLI /usr/include/catch2 "$D/include/"
+# stb: only the image decoder the build includes (the rest of libstb-dev is 1.8 MB of the 64 MiB a
+# device run may carry).
+mkdir -p "$D/include/stb" && cp /usr/include/stb/stb_image.h "$D/include/stb/"
 cp -r /usr/share/cmake/nlohmann_json /usr/share/cmake/CLI11 "$D/share/cmake/"
 # Catch2 v2 (single header; its package config also names libCatch2WithMain.a).
 cp -r /usr/lib/cmake/Catch2 "$D/lib/cmake/" && cp /usr/lib/libCatch2WithMain.a "$D/lib/"
