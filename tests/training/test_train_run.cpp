@@ -3,7 +3,7 @@
 // written here from tests/data/images: 2N steps in one run equal N steps, a kill -9 and --resume
 // to 2N (the same losses and final weights, bit for bit, CPU fp32); a non-finite loss stops the run
 // naming the step with the last checkpoint intact; bad records are skipped and counted, or fatal
-// under --strict.
+// under --strict; the tiny Qwen2.5-VL trains from the CLI (the merger, not the ViT).
 #include <signal.h>
 
 #include <chrono>
@@ -211,4 +211,28 @@ TEST_CASE("train: a model of another stage is refused", "[training][cli]") {
                                      " --steps 1");
   CHECK(r.code == 1);
   CHECK(r.err.find("is a stage-1 model, not stage 2") != std::string::npos);
+}
+
+TEST_CASE("train: the tiny Qwen2.5-VL (stage 1) runs 2 steps; the merger moves, the ViT does not",
+          "[training][cli]") {
+  const auto dir = test::scratch_dir("train_qwen");
+  const fs::path data = write_dataset(dir / "data");
+  const fs::path model = test::data_dir() / "authors" / "qwen2_5_vl" / "stage1_mkl";
+  const fs::path out = dir / "out";
+  const auto r = test::run_mla_bench("train --stage 1 --model " + model.string() + " --data " +
+                                     data.string() + " --out " + out.string() +
+                                     " --steps 2 --lr 1e-3");
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("22 trainable tensors") != std::string::npos);  // merger 5 + LM v4 17
+  REQUIRE(read_log(out).size() == 2);
+  const auto before = models::Checkpoint::open(model);
+  const auto after = models::Checkpoint::open(out / "checkpoint-2");
+  CHECK(after.names() == before.names());
+  CHECK_FALSE(at::equal(after.get("visual.merger.mlp.0.weight"),
+                        before.get("visual.merger.mlp.0.weight")));
+  CHECK(at::equal(after.get("visual.blocks.0.attn.qkv.weight"),
+                  before.get("visual.blocks.0.attn.qkv.weight")));
+  CHECK(at::equal(after.get("visual.patch_embed.proj.weight"),
+                  before.get("visual.patch_embed.proj.weight")));
 }
