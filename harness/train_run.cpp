@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -18,6 +19,7 @@
 #include "models/config/model_config.hpp"
 #include "models/nn/weights.hpp"
 #include "models/runtime/vlm.hpp"
+#include "training/distributed.hpp"
 #include "training/evaluate_loss.hpp"
 #include "training/lr_schedule.hpp"
 #include "training/train_checkpoint.hpp"
@@ -83,7 +85,7 @@ void truncate_log(const fs::path& path, int64_t step) {
 
 }  // namespace
 
-int run_training(const TrainOptions& o, std::ostream& out) {
+int run_training(const TrainOptions& o, std::ostream& std_out) {
   if (o.model.empty() || o.data.empty() || o.out.empty()) {
     throw UsageError("mla-bench train: give --model DIR, --data FILE.json and --out DIR "
                      "(or --dry-run to print the trainable sets)");
@@ -96,6 +98,22 @@ int run_training(const TrainOptions& o, std::ostream& out) {
     throw UsageError("mla-bench train: --batch-size and --grad-accum must be >= 1");
   }
   if (o.lr <= 0) throw UsageError("mla-bench train: --lr must be > 0");
+  // Data parallel under torchrun (training/distributed.hpp; docs/training.md "Data parallel"):
+  // each rank joins the process group, trains on cuda:LOCAL_RANK with --device cuda and takes its
+  // slice of every step's window; rank 0 alone prints, logs and writes checkpoints.
+  models::VlmOptions vo;
+  vo.device = models::parse_device(o.device);
+  std::unique_ptr<training::DistributedContext> dist;
+  if (const auto env = training::distributed_env_from_environment()) {
+    if (vo.device.is_cuda()) {
+      vo.device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(env->local_rank));
+    }
+    dist = std::make_unique<training::DistributedContext>(*env, vo.device);
+  }
+  const int64_t world = dist ? dist->world_size() : 1;
+  const int64_t rank = dist ? dist->rank() : 0;
+  std::ostream null_out(nullptr);
+  std::ostream& out = rank == 0 ? std_out : null_out;
   fs::create_directories(o.out);
   std::optional<fs::path> checkpoint;
   if (o.resume) {
@@ -112,8 +130,6 @@ int run_training(const TrainOptions& o, std::ostream& out) {
                 (o.stage == 1 ? ": stage 1 trains the dir of `mla-bench convert --stage 1`"
                               : ": stage 2 trains the dir of `mla-bench convert --stage 2`"));
   }
-  models::VlmOptions vo;
-  vo.device = models::parse_device(o.device);
   if (o.dtype != "auto" && !o.dtype.empty()) vo.dtype = models::parse_compute_dtype(o.dtype);
   auto model = models::Vlm::load(load_dir, vo);
 
@@ -127,11 +143,12 @@ int run_training(const TrainOptions& o, std::ostream& out) {
   }
   const auto n = static_cast<int64_t>(data.records.size());
   if (n == 0) throw Error(o.data.string() + ": no usable record");
-  const int64_t per_step = o.batch * o.accum;
+  const int64_t per_step = o.batch * o.accum;  // this rank's micro-batches per step
+  const int64_t window = per_step * world;       // samples of the stream per optimizer step
   const int64_t total =
       o.steps > 0 ? o.steps
                   : static_cast<int64_t>(std::ceil(o.epochs * static_cast<double>(
-                                                                 std::max<int64_t>(n / per_step, 1))));
+                                                                 std::max<int64_t>(n / window, 1))));
 
   std::optional<training::PeftVersion> peft;
   if (!o.peft.empty()) peft = training::parse_peft_version(o.peft);
@@ -150,6 +167,7 @@ int run_training(const TrainOptions& o, std::ostream& out) {
   training::TrainerOptions topt;
   topt.adamw.weight_decay = o.weight_decay;
   topt.max_grad_norm = o.max_grad_norm;
+  if (dist) topt.all_reduce_sum = [&](std::span<at::Tensor> t) { dist->all_reduce_sum(t); };
   training::Trainer trainer(
       model, names, [&](int64_t t) { return schedule.lr(t); }, topt);
 
@@ -158,13 +176,15 @@ int run_training(const TrainOptions& o, std::ostream& out) {
                     {"data", o.data.string()}, {"total_steps", total},
                     {"lr", o.lr},            {"batch_size", o.batch},
                     {"grad_accum", o.accum}, {"seed", o.seed},
-                    {"weight_decay", o.weight_decay}, {"max_grad_norm", o.max_grad_norm}};
+                    {"weight_decay", o.weight_decay}, {"max_grad_norm", o.max_grad_norm},
+                    {"world_size", world}};
   if (checkpoint) {
     const json state = training::load_train_state(*checkpoint, trainer);
     position = state.at("position").get<int64_t>();
     const json& was = state.at("run");
-    for (const char* key : {"total_steps", "lr", "batch_size", "grad_accum", "seed"}) {
-      if (was.at(key) != run.at(key)) {
+    for (const char* key :
+         {"total_steps", "lr", "batch_size", "grad_accum", "seed", "world_size"}) {
+      if (was.contains(key) && was.at(key) != run.at(key)) {
         out << "warning: --resume with " << key << " " << run.at(key).dump() << ", the checkpoint's "
             << "run had " << was.at(key).dump() << "\n";
       }
@@ -172,18 +192,24 @@ int run_training(const TrainOptions& o, std::ostream& out) {
     out << "resumed from " << checkpoint->string() << " at step " << trainer.steps_done() << "\n";
   }
   const fs::path log_path = o.out / "train_log.jsonl";
-  if (checkpoint) {
-    truncate_log(log_path, trainer.steps_done());
-  } else {
-    std::ofstream(log_path, std::ios::trunc);
+  std::ofstream log;  // rank 0's
+  if (rank == 0) {
+    if (checkpoint) {
+      truncate_log(log_path, trainer.steps_done());
+    } else {
+      std::ofstream(log_path, std::ios::trunc);
+    }
+    log.open(log_path, std::ios::app);
   }
-  std::ofstream log(log_path, std::ios::app);
 
   out << "train stage " << o.stage << ": " << names.size() << " trainable tensors, "
       << set.trainable_parameters() << " of " << set.total_parameters() << " parameters; " << n
       << " records (" << data.skipped.size() << " skipped while reading); " << total
-      << " steps of " << o.batch << " x " << o.accum << " samples; peak lr " << o.lr << "\n";
+      << " steps of " << o.batch << " x " << o.accum << " samples"
+      << (dist ? " x " + std::to_string(world) + " ranks (" + dist->backend() + ")" : "")
+      << "; peak lr " << o.lr << "\n";
   auto save = [&] {
+    if (rank != 0) return;
     json state = {{"position", position}, {"run", run}, {"skipped_records", skipped}};
     const fs::path dir = training::save_train_checkpoint(o.out, load_dir, trainer, state);
     out << "saved " << dir.string() << "\n";
@@ -193,13 +219,20 @@ int run_training(const TrainOptions& o, std::ostream& out) {
   int64_t last_saved = checkpoint ? first : -1;
   const int64_t stop = o.stop_after > 0 ? std::min(total, o.stop_after) : total;
   while (trainer.steps_done() < stop) {
+    // The step's window is the next `window` encodable records of the stream; rank r trains on
+    // its micro-batches [r * per_step, (r + 1) * per_step). Every rank encodes the whole window,
+    // so all agree on the records skipped and on the stream position.
     std::vector<training::TrainBatch> micro;
-    int64_t failures = 0;
-    while (static_cast<int64_t>(micro.size()) < per_step) {
+    int64_t failures = 0, taken = 0;
+    while (taken < window) {
       const auto& rec = data.records[static_cast<std::size_t>(
           training::stream_index(position++, n, o.seed))];
       try {
         training::TrainBatch b = training::make_train_batch(model, rec, dopt);
+        if (taken++ / per_step != rank) {
+          failures = 0;
+          continue;
+        }
         auto to_device = [&](at::Tensor& t) {
           if (t.defined()) t = t.to(vo.device);
         };
@@ -249,6 +282,7 @@ int run_training(const TrainOptions& o, std::ostream& out) {
     }
   }
   if (last_saved != trainer.steps_done()) save();
+  if (dist) dist->barrier();  // the other ranks end when rank 0 has written the checkpoint
   if (!o.eval_data.empty()) {  // held-out loss of the final weights (training/evaluate_loss.hpp)
     const auto held = training::evaluate_loss(
         model, training::read_train_data(o.eval_data, dopt).records, dopt);
