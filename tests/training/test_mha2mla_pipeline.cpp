@@ -220,3 +220,56 @@ TEST_CASE("mha2mla: the whole pipeline on the tiny LLaVA, stage 2 lowers the hel
   for (const auto& name : a.names()) differ += !at::equal(a.get(name), b.get(name));
   CHECK(differ == 0);
 }
+
+TEST_CASE("convert --calib-data: training records as calibration, bad ones skipped and named",
+          "[training][cli][mha2mla][calibration]") {
+  const auto dir = test::scratch_dir("convert_calib_data");
+  const fs::path data = write_dataset(dir / "train", false);
+  // Two unusable records at the end: a missing image and no answer.
+  json list = test::read_json(data);
+  list.push_back({{"id", "no_image"},
+                  {"image", "img/missing.png"},
+                  {"conversations",
+                   {{{"from", "human"}, {"value", "<image>\nHi"}}, {{"from", "gpt"}, {"value", "Hi"}}}}});
+  list.push_back({{"id", "no_answer"},
+                  {"conversations", {{{"from", "human"}, {"value", "Hi"}}}}});
+  std::ofstream(data) << list.dump(1);
+  const std::string convert = "convert --model " + kModel.string() +
+                              " --rope 2norm --rope-dims 4 --d-kv 4 --svd md --threads 1 ";
+  auto r = test::run_mla_bench(convert + "--out " + (dir / "out").string() + " --calib-data " +
+                               data.string() + " --calib-samples 7 --report " +
+                               (dir / "report.json").string());
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("7 calibration samples (train format, seed 42, of 19 training records)") !=
+        std::string::npos);
+  CHECK(r.err.find("skipping record no_image: missing image") != std::string::npos);
+  CHECK(r.err.find("skipping record no_answer: no assistant turn") != std::string::npos);
+  // The first 7 of torch.randperm(17, manual_seed(42)) over the 17 usable records.
+  const json refs = test::read_json(test::data_dir() / "train_template" / "randperm.json");
+  std::vector<int64_t> perm;
+  for (const auto& c : refs.at("cases")) {
+    if (c.at("n") == 17 && c.at("seed") == 42) perm = c.at("perm").get<std::vector<int64_t>>();
+  }
+  REQUIRE(perm.size() == 17);
+  std::vector<std::string> expected;
+  for (std::size_t k = 0; k < 7; ++k) {
+    expected.push_back(list.at(static_cast<std::size_t>(perm[k])).at("id"));
+  }
+  const json report = test::read_json(dir / "report.json");
+  CHECK(report.at("calibration").at("ids").get<std::vector<std::string>>() == expected);
+  CHECK(report.at("calibration").at("skipped") ==
+        json::array({"no_image", "no_answer"}));
+  CHECK(report.at("image_tokens").get<int64_t>() == 7 * 4);
+
+  // --calib and --calib-data exclude each other (usage, exit 2); --calib-data is training
+  // template only (exit 1).
+  r = test::run_mla_bench(convert + "--out " + (dir / "both").string() + " --calib-data " +
+                          data.string() + " --calib " + (test::data_dir() / "datasets" / "pope").string());
+  CHECK(r.code == 2);
+  CHECK(r.err.find("not both") != std::string::npos);
+  r = test::run_mla_bench(convert + "--out " + (dir / "eval").string() + " --calib-data " +
+                          data.string() + " --calib-format eval");
+  CHECK(r.code == 1);
+  CHECK(r.err.find("training template only") != std::string::npos);
+}
