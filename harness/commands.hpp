@@ -195,6 +195,10 @@ struct TrainOptions {
   bool strict = false;               // a bad record is fatal
   std::string device = "cpu";
   std::string dtype = "auto";
+  // The results store (docs/training.md): a training run and one row per optimizer step.
+  std::filesystem::path db = "results.sqlite";  // eval's default
+  bool no_db = false;                           // write OUT/train_log.jsonl only
+  std::string run_name;                         // "": "train:<absolute --out dir>"
 };
 // `mla-bench train`: with dry_run, each stage's parameters by group (tensors, elements, share of
 // the model, trainable or not) and the trainable total beside the paper's Tables 5-6

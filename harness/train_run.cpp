@@ -2,6 +2,8 @@
 // swift-format instruction data with the authors' trainable set and WSD schedule, writing
 // checkpoints and a JSONL log into --out (docs/training.md).
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/version.h>
 
 #include <chrono>
 #include <cmath>
@@ -10,6 +12,7 @@
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -19,6 +22,7 @@
 #include "models/config/model_config.hpp"
 #include "models/nn/weights.hpp"
 #include "models/runtime/vlm.hpp"
+#include "results/results_store.hpp"
 #include "training/distributed.hpp"
 #include "training/evaluate_loss.hpp"
 #include "training/lr_schedule.hpp"
@@ -81,6 +85,27 @@ void truncate_log(const fs::path& path, int64_t step) {
   in.close();
   std::ofstream o(path, std::ios::trunc);
   o << kept;
+}
+
+// The results store's training run (docs/training.md "Results store"): created, or the run of
+// that name taken over with its steps from `first_step` on deleted (0: a fresh run).
+results::ResultsStore open_train_store(const TrainOptions& o, const json& run,
+                                       const c10::Device& device, int64_t first_step,
+                                       int64_t& id) {
+  if (o.db.has_parent_path()) fs::create_directories(o.db.parent_path());
+  results::ResultsStore store = results::ResultsStore::open(o.db);
+  results::RunInfo info;
+  info.name = o.run_name.empty() ? "train:" + fs::absolute(o.out).lexically_normal().string()
+                                 : o.run_name;
+  info.torch_version = TORCH_VERSION;
+  info.device = device.str();
+  info.threads = at::get_num_threads();
+  info.seed = static_cast<int64_t>(o.seed);
+  info.config = run;
+  info.config["kind"] = "train";
+  info.config["out"] = fs::absolute(o.out).lexically_normal().string();
+  id = store.begin_train_run(info, first_step);
+  return store;
 }
 
 }  // namespace
@@ -201,6 +226,15 @@ int run_training(const TrainOptions& o, std::ostream& std_out) {
     }
     log.open(log_path, std::ios::app);
   }
+  // Rank 0 stores one row per step in --db, each in its own transaction (a kill loses at most
+  // the step in progress); a resumed run drops the steps from its checkpoint on, as the log.
+  std::optional<results::ResultsStore> store;
+  int64_t store_run = 0;
+  double last_elapsed = 0;
+  if (rank == 0 && !o.no_db) {
+    store.emplace(open_train_store(o, run, vo.device, trainer.steps_done(), store_run));
+    out << "training run " << store_run << " in " << o.db.string() << "\n";
+  }
 
   out << "train stage " << o.stage << ": " << names.size() << " trainable tensors, "
       << set.trainable_parameters() << " of " << set.total_parameters() << " parameters; " << n
@@ -251,6 +285,9 @@ int run_training(const TrainOptions& o, std::ostream& std_out) {
         if (++failures > n) throw Error(o.data.string() + ": no record could be encoded");
       }
     }
+    // --batch-size B: each B records right-padded into one B-row micro-batch as swift's training
+    // collator does (training/train_batch.hpp); --grad-accum micro-batches per step.
+    micro = training::collate_in_groups(micro, o.batch, model.pad_token_id());
     training::StepLog s;
     try {
       s = trainer.step(micro);
@@ -276,12 +313,25 @@ int run_training(const TrainOptions& o, std::ostream& std_out) {
                .dump()
         << "\n"
         << std::flush;
+    if (store) {
+      const double step_s = elapsed - last_elapsed;
+      store->add_train_step(store_run, {.step = s.step,
+                                        .loss = s.loss,
+                                        .lr = s.lr,
+                                        .grad_norm = s.grad_norm,
+                                        .tokens = s.tokens,
+                                        .supervised = s.supervised,
+                                        .tokens_per_s = step_s > 0 ? s.tokens / step_s : 0,
+                                        .elapsed_s = elapsed});
+    }
+    last_elapsed = elapsed;
     if (o.save_every > 0 && trainer.steps_done() % o.save_every == 0) {
       save();
       last_saved = trainer.steps_done();
     }
   }
   if (last_saved != trainer.steps_done()) save();
+  if (store && trainer.steps_done() >= total) store->finish_train_run(store_run);
   if (dist) dist->barrier();  // the other ranks end when rank 0 has written the checkpoint
   if (!o.eval_data.empty()) {  // held-out loss of the final weights (training/evaluate_loss.hpp)
     const auto held = training::evaluate_loss(

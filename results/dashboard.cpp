@@ -281,7 +281,7 @@ class Page {
          " series &#183; <span class=\"" + (regressions_.empty() ? "okc" : "bad") + "\">" +
          std::to_string(regressions_.size()) + " regression(s)</span> &#183; tolerance " +
          html_escape(format_number(options_.tolerance)) + "</p>\n";
-    if (views_.empty()) {
+    if (views_.empty() && data_.train_runs.empty()) {
       h += "</header>\n<main>\n<section id=\"empty\">\n<p class=\"empty\">There are no runs in " +
            html_escape(data_.source) +
            " yet. Run <code>mla-bench eval --db ...</code> to add one, then draw the dashboard "
@@ -290,15 +290,26 @@ class Page {
       h += "</body>\n</html>\n";
       return h;
     }
+    if (views_.empty()) {  // training runs only
+      h += "<nav><a href=\"#training\">Training</a></nav>\n</header>\n<main>\n";
+      h += training_section();
+      h += "</main>\n";
+      h += footer();
+      h += "</body>\n</html>\n";
+      return h;
+    }
     h += "<nav><a href=\"#regressions\">Regressions</a> <a href=\"#tradeoff\">Score vs KV "
          "memory</a> <a href=\"#benchmarks\">Benchmarks</a> <a href=\"#latest\">Latest runs</a> "
-         "<a href=\"#trends\">Trends</a> <a href=\"#runs\">All runs</a></nav>\n</header>\n<main>\n";
+         "<a href=\"#trends\">Trends</a> <a href=\"#runs\">All runs</a>";
+    if (!data_.train_runs.empty()) h += " <a href=\"#training\">Training</a>";
+    h += "</nav>\n</header>\n<main>\n";
     h += regressions_section();
     h += tradeoff_section();
     h += benchmarks_section();
     h += latest_section();
     h += trends_section();
     h += runs_section();
+    if (!data_.train_runs.empty()) h += training_section();
     h += "</main>\n";
     h += footer();
     h += "</body>\n</html>\n";
@@ -481,6 +492,7 @@ table.reg td.worse { color: #cf222e; font-weight: bold; }
 .tm.reg { border-color: #d62728; }
 .tmh { font-size: 11px; color: #24292f; width: 250px; overflow: hidden; white-space: nowrap;
   text-overflow: ellipsis; }
+.tmh.lc { width: 380px; }
 svg text { font-family: "DejaVu Sans", "Liberation Sans", Arial, Helvetica, sans-serif; }
 svg { max-width: 100%; height: auto; }
 code { background: #eff1f3; padding: 1px 4px; border-radius: 3px; }
@@ -969,6 +981,101 @@ footer { color: #57606a; font-size: 12px; padding: 0 28px 20px 28px; }
     return h + "</section>\n";
   }
 
+  // The loss of every stored step of a training run against its step (one SVG, id
+  // "loss-<run id>"); the last step's loss in the heading.
+  std::string loss_chart(const DashboardTrainRun& r, std::size_t index) const {
+    const auto& steps = r.steps;
+    std::string h = "<div class=\"tm\"><div class=\"tmh lc\">" + html_escape(r.row.info.name);
+    if (steps.empty()) return h + ": no steps stored yet</div></div>\n";
+    const auto& last = steps.back();
+    h += ": loss <b>" + html_escape(printf_str("%.4f", last.loss)) + "</b> at step " +
+         std::to_string(last.step) + "</div>";
+    const double W = 380, H = 210, l = 52, rm = 12, t = 10, b = 34;
+    const double x0 = l, x1 = W - rm, y0 = H - b, y1 = t;
+    double lo = 1e300, hi = -1e300;
+    for (const auto& s : steps) {
+      if (!std::isfinite(s.loss)) continue;
+      lo = std::min(lo, s.loss);
+      hi = std::max(hi, s.loss);
+    }
+    if (lo > hi) lo = hi = 0;
+    const auto yt = nice_ticks(lo, hi, 5);
+    const auto xt = nice_ticks(static_cast<double>(steps.front().step),
+                               static_cast<double>(std::max(last.step, steps.front().step + 1)), 5);
+    const auto to_y = [&](double v) {
+      return y0 - (v - yt.front()) / (yt.back() - yt.front()) * (y0 - y1);
+    };
+    const auto to_x = [&](double v) {
+      return x0 + (v - xt.front()) / (xt.back() - xt.front()) * (x1 - x0);
+    };
+    h += "<svg class=\"loss-curve\" id=\"loss-" + std::to_string(r.row.id) + "\" width=\"" +
+         xy(W) + "\" height=\"" + xy(H) + "\" viewBox=\"0 0 " + xy(W) + " " + xy(H) + "\">";
+    h += y_axis(yt, x0, x1, to_y, "");
+    const double xstep = xt.size() > 1 ? xt[1] - xt[0] : 1;
+    for (double v : xt) {
+      h += "<text x=\"" + xy(to_x(v)) + "\" y=\"" + xy(y0 + 13) +
+           "\" text-anchor=\"middle\" font-size=\"10\" fill=\"#57606a\">" +
+           html_escape(tick_label(v, xstep)) + "</text>";
+    }
+    h += "<text x=\"" + xy((x0 + x1) / 2) + "\" y=\"" + xy(H - 4) +
+         "\" text-anchor=\"middle\" font-size=\"10\" fill=\"#57606a\">step</text>";
+    h += "<text x=\"12\" y=\"" + xy((y0 + y1) / 2) + "\" transform=\"rotate(-90 12 " +
+         xy((y0 + y1) / 2) +
+         ")\" text-anchor=\"middle\" font-size=\"10\" fill=\"#57606a\">loss</text>";
+    h += "<polyline fill=\"none\" stroke=\"" + std::string(colour(index)) +
+         "\" stroke-width=\"1.6\" points=\"";
+    for (const auto& s : steps) {
+      if (std::isfinite(s.loss)) {
+        h += xy(to_x(static_cast<double>(s.step))) + "," + xy(to_y(s.loss)) + " ";
+      }
+    }
+    h += "\"/>";
+    if (std::isfinite(last.loss)) {
+      h += "<circle cx=\"" + xy(to_x(static_cast<double>(last.step))) + "\" cy=\"" +
+           xy(to_y(last.loss)) + "\" r=\"3\" fill=\"" + colour(index) + "\"><title>" +
+           html_escape("step " + std::to_string(last.step) + ": loss " +
+                       printf_str("%.6f", last.loss)) +
+           "</title></circle>";
+    }
+    return h + "</svg></div>\n";
+  }
+
+  std::string training_section() const {
+    std::string h =
+        "<section id=\"training\">\n<h2>Training runs (loss per optimizer step)</h2>\n<p "
+        "class=\"note\">From <code>mla-bench train</code>: the mean cross entropy over each "
+        "step's supervised tokens. A resumed run rewrites the steps after its checkpoint.</p>\n"
+        "<div class=\"grid\">\n";
+    for (std::size_t i = 0; i < data_.train_runs.size(); ++i) {
+      h += loss_chart(data_.train_runs[i], i);
+    }
+    h += "</div>\n<table>\n<tr><th>#</th><th>Training run</th><th>Steps</th><th>Last loss</th>"
+         "<th>Last lr</th><th>Tokens/s</th><th>Started</th><th>Finished</th><th>Device</th>"
+         "<th>Git</th></tr>\n";
+    for (auto it = data_.train_runs.rbegin(); it != data_.train_runs.rend(); ++it) {
+      const auto& row = it->row;
+      const bool finished = !row.finished_at.empty();
+      double tokens = 0, seconds = 0;
+      for (const auto& s : it->steps) {
+        tokens += static_cast<double>(s.tokens);
+        if (s.tokens_per_s > 0) seconds += static_cast<double>(s.tokens) / s.tokens_per_s;
+      }
+      const auto* last = it->steps.empty() ? nullptr : &it->steps.back();
+      h += std::string(finished ? "<tr>" : "<tr class=\"unfinished\">") + "<td class=\"n\">" +
+           std::to_string(row.id) + "</td><td>" + html_escape(row.info.name) +
+           "</td><td class=\"n\">" + std::to_string(it->steps.size()) + "</td><td class=\"n\">" +
+           (last ? html_escape(printf_str("%.6f", last->loss)) : "&#8211;") +
+           "</td><td class=\"n\">" + (last ? html_escape(printf_str("%.3e", last->lr)) : "&#8211;") +
+           "</td><td class=\"n\">" +
+           (seconds > 0 ? html_escape(printf_str("%.0f", tokens / seconds)) : "&#8211;") +
+           "</td><td>" + html_escape(row.started_at) + "</td><td>" +
+           (finished ? html_escape(row.finished_at) : "<span class=\"flag\">unfinished</span>") +
+           "</td><td>" + html_escape(row.info.device) + "</td><td>" +
+           html_escape(row.info.git_sha.substr(0, 10)) + "</td></tr>\n";
+    }
+    return h + "</table>\n</section>\n";
+  }
+
   const DashboardData& data_;
   const DashboardRenderOptions& options_;
   std::vector<View> views_;  // by run id; Series point into it (never resized after the ctor)
@@ -1096,6 +1203,12 @@ DashboardData DashboardData::load(const ResultsStore& store) {
   }
   std::sort(data.runs.begin(), data.runs.end(),
             [](const DashboardRun& a, const DashboardRun& b) { return a.row.id < b.row.id; });
+  for (auto& row : store.train_runs()) {
+    DashboardTrainRun r;
+    r.steps = store.train_steps(row.id);
+    r.row = std::move(row);
+    data.train_runs.push_back(std::move(r));
+  }
   return data;
 }
 

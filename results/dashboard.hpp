@@ -8,7 +8,8 @@
 //   - per-benchmark grouped bars (primary metric of each task, latest run of each series);
 //   - the latest run per series and every metric of it, every run (started/finished);
 //   - trend small multiples of every metric of every series, regressions in red;
-//   - runs/<id>.json: each run's info and resolved config, linked from the tables.
+//   - runs/<id>.json: each run's info and resolved config, linked from the tables;
+//   - training: one loss curve per `mla-bench train` run (train_steps), with its last step.
 // Torch-free (STYLE.md rule 2), and independent of datasets/: what the page needs to know about a
 // task's metrics (primary metric, scale, directions) is handed in by the caller.
 #include <cstdint>
@@ -49,11 +50,18 @@ struct DashboardRun {
   std::vector<KvMemoryRow> kv_memory;
 };
 
+// One stored training run (`mla-bench train`) and its steps.
+struct DashboardTrainRun {
+  RunRow row;
+  std::vector<TrainStepRow> steps;  // by step
+};
+
 struct DashboardData {
   std::string source;              // the database path, shown in the header
   std::vector<DashboardRun> runs;  // ordered by run id
+  std::vector<DashboardTrainRun> train_runs;  // ordered by training run id
 
-  // Every run of the store with its metrics and KV memory.
+  // Every run of the store with its metrics and KV memory, every training run with its steps.
   static DashboardData load(const ResultsStore& store);
   // Opens `db` read-only. Throws mlab::Error naming the file when it does not exist (it is never
   // created) or is not a results database.

@@ -283,6 +283,14 @@ ResultsStore ResultsStore::open(const fs::path& path, const OpenOptions& options
              "migrating the results database to schema version 3");
       }
     }
+    if (version < 4) {
+      // Tables added since: schema.sql creates every table IF NOT EXISTS; its version row is
+      // dropped again (one row stays).
+      exec(raw, path, detail::kSchemaSql, "migrating the results database to schema version 4");
+      exec(raw, path,
+           "DELETE FROM schema_version WHERE rowid <> (SELECT min(rowid) FROM schema_version)",
+           "migrating the results database to schema version 4");
+    }
     if (version < kSchemaVersion) {
       exec(raw, path, str_cat("UPDATE schema_version SET version = ", kSchemaVersion).c_str(),
            "migrating the results database");
@@ -526,6 +534,108 @@ std::vector<KvMemoryRow> ResultsStore::kv_memory(int64_t run) const {
   std::vector<KvMemoryRow> out;
   while (s.step()) {
     out.push_back({s.text_at(0), s.real_at(1), s.real_at(2), s.real_at(3), s.real_at(4)});
+  }
+  return out;
+}
+
+int64_t ResultsStore::begin_train_run(const RunInfo& info, int64_t first_step) {
+  MLAB_CHECK(!info.name.empty(), path_.string(), ": a training run needs a name");
+  MLAB_CHECK(first_step >= 0, path_.string(), ": bad first step ", first_step);
+  const std::string what = "starting training run '" + info.name + "'";
+  return transaction(db_.get(), path_, what, [&]() -> int64_t {
+    Stmt find(db_.get(), path_, "SELECT id FROM train_runs WHERE name = ?", what);
+    find.bind(1, info.name);
+    int64_t id = 0;
+    if (find.step()) {
+      id = find.int_at(0);
+      Stmt cut(db_.get(), path_, "DELETE FROM train_steps WHERE run_id = ? AND step >= ?", what);
+      cut.bind(1, id).bind(2, first_step).step();
+      if (first_step == 0) {
+        Stmt renew(db_.get(), path_,
+                   str_cat("UPDATE train_runs SET git_sha = ?, torch_version = ?, device = ?, "
+                           "threads = ?, seed = ?, config_json = ?, started_at = ",
+                           kNow, ", finished_at = NULL WHERE id = ?"),
+                   what);
+        renew.bind(1, info.git_sha)
+            .bind(2, info.torch_version)
+            .bind(3, info.device)
+            .bind(4, static_cast<int64_t>(info.threads))
+            .bind(5, info.seed)
+            .bind(6, info.config.dump())
+            .bind(7, id)
+            .step();
+      } else {
+        Stmt reopen(db_.get(), path_, "UPDATE train_runs SET finished_at = NULL WHERE id = ?",
+                    what);
+        reopen.bind(1, id).step();
+      }
+      return id;
+    }
+    Stmt insert(db_.get(), path_,
+                str_cat("INSERT INTO train_runs (name, git_sha, torch_version, device, threads, "
+                        "seed, config_json, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ",
+                        kNow, ")"),
+                what);
+    insert.bind(1, info.name)
+        .bind(2, info.git_sha)
+        .bind(3, info.torch_version)
+        .bind(4, info.device)
+        .bind(5, static_cast<int64_t>(info.threads))
+        .bind(6, info.seed)
+        .bind(7, info.config.dump());
+    insert.step();
+    return sqlite3_last_insert_rowid(db_.get());
+  });
+}
+
+void ResultsStore::add_train_step(int64_t run, const TrainStepRow& row) {
+  const std::string what = str_cat("storing step ", row.step, " of training run ", run);
+  transaction(db_.get(), path_, what, [&] {
+    Stmt s(db_.get(), path_,
+           "INSERT OR REPLACE INTO train_steps (run_id, step, loss, lr, grad_norm, tokens, "
+           "supervised, tokens_per_s, elapsed_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+           what);
+    s.bind(1, run)
+        .bind(2, row.step)
+        .bind(3, row.loss)
+        .bind(4, row.lr)
+        .bind(5, row.grad_norm)
+        .bind(6, row.tokens)
+        .bind(7, row.supervised)
+        .bind(8, row.tokens_per_s)
+        .bind(9, row.elapsed_s)
+        .step();
+  });
+}
+
+void ResultsStore::finish_train_run(int64_t run) {
+  const std::string what = str_cat("finishing training run ", run);
+  transaction(db_.get(), path_, what, [&] {
+    Stmt s(db_.get(), path_,
+           str_cat("UPDATE train_runs SET finished_at = ", kNow, " WHERE id = ?"), what);
+    s.bind(1, run).step();
+    MLAB_CHECK(sqlite3_changes(db_.get()) == 1, path_.string(), ": no training run with id ", run);
+  });
+}
+
+std::vector<RunRow> ResultsStore::train_runs() const {
+  if (version_ < 4) return {};
+  Stmt s(db_.get(), path_, str_cat("SELECT ", kRunColumns, " FROM train_runs ORDER BY id"));
+  std::vector<RunRow> out;
+  while (s.step()) out.push_back(read_run(s));
+  return out;
+}
+
+std::vector<TrainStepRow> ResultsStore::train_steps(int64_t run) const {
+  if (version_ < 4) return {};
+  Stmt s(db_.get(), path_,
+         "SELECT step, loss, lr, grad_norm, tokens, supervised, tokens_per_s, elapsed_s FROM "
+         "train_steps WHERE run_id = ? ORDER BY step");
+  s.bind(1, run);
+  std::vector<TrainStepRow> out;
+  while (s.step()) {
+    out.push_back({s.int_at(0), s.real_at(1), s.real_at(2), s.real_at(3), s.int_at(4), s.int_at(5),
+                   s.real_at(6), s.real_at(7)});
   }
   return out;
 }

@@ -20,7 +20,7 @@ struct sqlite3;
 namespace mlab::results {
 
 // The schema version this build writes and reads (schema_version.version).
-inline constexpr int kSchemaVersion = 3;
+inline constexpr int kSchemaVersion = 4;
 
 // What a run is: stored once, when the run is created.
 struct RunInfo {
@@ -78,6 +78,18 @@ struct KvMemoryRow {
   double vs_mha_equivalent = 0;
 };
 
+// One optimizer step of a `mla-bench train` run (schema version 4; train_log.jsonl's fields).
+struct TrainStepRow {
+  int64_t step = 0;         // 0-based optimizer step
+  double loss = 0;          // mean cross entropy over the step's supervised tokens
+  double lr = 0;            // the LR the step used
+  double grad_norm = 0;     // global L2 norm before clipping
+  int64_t tokens = 0;       // input tokens, padding included
+  int64_t supervised = 0;   // tokens with a label
+  double tokens_per_s = 0;  // tokens / the step's wall time
+  double elapsed_s = 0;     // since the (resumed) process started training
+};
+
 struct OpenOptions {
   // How long a write waits for another process's transaction before failing as "locked".
   std::chrono::milliseconds busy_timeout{30000};
@@ -130,6 +142,21 @@ class ResultsStore {
   std::vector<MetricRow> metrics(int64_t run) const;
   void set_kv_memory(int64_t run, const KvMemoryRow& row);
   std::vector<KvMemoryRow> kv_memory(int64_t run) const;
+
+  // Training runs (`mla-bench train`, schema version 4), apart from the eval runs above.
+  // The run named info.name, created when absent; an existing one is taken over: its steps from
+  // `first_step` on are deleted (a resumed run writes them again; 0: a fresh run of that name,
+  // whose info and started_at are replaced too) and finished_at is cleared. One transaction.
+  int64_t begin_train_run(const RunInfo& info, int64_t first_step);
+  // Stores one step in its own transaction (a step stored again replaces the row), so a killed
+  // run loses at most the step in progress.
+  void add_train_step(int64_t run, const TrainStepRow& row);
+  // Sets the training run's finished_at to now.
+  void finish_train_run(int64_t run);
+  // Every training run by id; the steps of one by step. Empty for a database of an older schema
+  // opened read-only.
+  std::vector<RunRow> train_runs() const;
+  std::vector<TrainStepRow> train_steps(int64_t run) const;
 
  private:
   struct Closer {

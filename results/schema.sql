@@ -1,13 +1,15 @@
 -- MLA-Bench results store (DESIGN.md §3, STYLE.md rule 18). Append-only: runs and samples are
 -- never updated except runs.finished_at; metrics and kv_memory are derived from the samples and
 -- may be recomputed (one row per key). results_store.cpp embeds this file at build time and runs
--- it on a database without tables; schema_version holds the one version row (3).
+-- it on a database without tables; schema_version holds the one version row (4).
 -- Version history (results_store.cpp migrates older databases when it opens them for writing):
 --   1  first version
 --   2  samples gain prompt_tokens, new_tokens, kv_tokens, prefill_s, decode_s (speed and
 --      per-token KV bytes recomputed from the stored rows)
 --   3  samples gain kv_bytes_peak (the largest KV cache of the sample's batch during generation,
 --      its share; quantized caches peak before a re-quantization, pruned ones after a prefill)
+--   4  train_runs and train_steps (`mla-bench train`: one row per optimizer step; a resumed run
+--      deletes the steps from its checkpoint's step on and writes them again, as train_log.jsonl)
 CREATE TABLE IF NOT EXISTS schema_version (
   version INTEGER NOT NULL
 );
@@ -67,4 +69,32 @@ CREATE TABLE IF NOT EXISTS kv_memory (
   UNIQUE (run_id, method)
 );
 
-INSERT INTO schema_version (version) VALUES (3);
+-- version 4: fine-tuning runs of `mla-bench train` (issue F8). A training run is not an eval run:
+-- reports, regress and the eval dashboard sections read `runs` only.
+CREATE TABLE IF NOT EXISTS train_runs (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,   -- --run-name, default "train:<absolute --out dir>"
+  git_sha TEXT NOT NULL,
+  torch_version TEXT NOT NULL,
+  device TEXT NOT NULL,
+  threads INTEGER NOT NULL,
+  seed INTEGER NOT NULL,
+  config_json TEXT NOT NULL,   -- the run's options (stage, model, data, lr, batch, ...)
+  started_at TEXT NOT NULL,    -- ISO 8601 UTC
+  finished_at TEXT             -- NULL while running, after a crash, or after --stop-after
+);
+
+CREATE TABLE IF NOT EXISTS train_steps (
+  run_id INTEGER NOT NULL REFERENCES train_runs(id),
+  step INTEGER NOT NULL,         -- 0-based optimizer step (train_log.jsonl's "step")
+  loss REAL NOT NULL,            -- mean cross entropy over the step's supervised tokens
+  lr REAL NOT NULL,
+  grad_norm REAL NOT NULL,       -- before clipping
+  tokens INTEGER NOT NULL,       -- input tokens of the step, padding included
+  supervised INTEGER NOT NULL,   -- tokens with a label
+  tokens_per_s REAL NOT NULL,    -- tokens / the step's wall time
+  elapsed_s REAL NOT NULL,       -- since the (resumed) process started training
+  PRIMARY KEY (run_id, step)
+);
+
+INSERT INTO schema_version (version) VALUES (4);
