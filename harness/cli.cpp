@@ -216,10 +216,9 @@ struct Cli {
     train->add_flag("--resume", tr->resume, "Continue from the latest checkpoint in --out");
     train->add_flag("--strict", tr->strict, "A bad record is fatal (exit 1 naming it)");
     train->add_option("--db", tr->db,
-                      "Results database: a training run and one row per step (loss, lr, grad "
-                      "norm, tokens/s), drawn by `mla-bench dashboard`")
-        ->capture_default_str();
-    train->add_flag("--no-db", tr->no_db, "Write no results database (train_log.jsonl only)");
+                      "Results database (e.g. results.sqlite, as eval's): a training run and one "
+                      "row per step (loss, lr, grad norm, tokens/s), drawn by `mla-bench "
+                      "dashboard`; none without it");
     train->add_option("--run-name", tr->run_name,
                       "Training run name in --db (default: train:<absolute --out dir>; --resume "
                       "continues it)");

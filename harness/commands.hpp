@@ -196,9 +196,8 @@ struct TrainOptions {
   std::string device = "cpu";
   std::string dtype = "auto";
   // The results store (docs/training.md): a training run and one row per optimizer step.
-  std::filesystem::path db = "results.sqlite";  // eval's default
-  bool no_db = false;                           // write OUT/train_log.jsonl only
-  std::string run_name;                         // "": "train:<absolute --out dir>"
+  std::filesystem::path db;  // "": none (train_log.jsonl only)
+  std::string run_name;      // "": "train:<absolute --out dir>"
 };
 // `mla-bench train`: with dry_run, each stage's parameters by group (tensors, elements, share of
 // the model, trainable or not) and the trainable total beside the paper's Tables 5-6

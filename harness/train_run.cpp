@@ -231,7 +231,7 @@ int run_training(const TrainOptions& o, std::ostream& std_out) {
   std::optional<results::ResultsStore> store;
   int64_t store_run = 0;
   double last_elapsed = 0;
-  if (rank == 0 && !o.no_db) {
+  if (rank == 0 && !o.db.empty()) {
     store.emplace(open_train_store(o, run, vo.device, trainer.steps_done(), store_run));
     out << "training run " << store_run << " in " << o.db.string() << "\n";
   }
