@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "compat/torch_compat.hpp"
 #include "core/error.hpp"
 #include "harness/commands.hpp"
 #include "models/config/model_config.hpp"
@@ -90,13 +91,12 @@ void truncate_log(const fs::path& path, int64_t step) {
 // The results store's training run (docs/training.md "Results store"): created, or the run of
 // that name taken over with its steps from `first_step` on deleted (0: a fresh run).
 results::ResultsStore open_train_store(const TrainOptions& o, const json& run,
-                                       const c10::Device& device, int64_t first_step,
-                                       int64_t& id) {
+                                       const c10::Device& device, int64_t first_step, int64_t& id) {
   if (o.db.has_parent_path()) fs::create_directories(o.db.parent_path());
   results::ResultsStore store = results::ResultsStore::open(o.db);
   results::RunInfo info;
-  info.name = o.run_name.empty() ? "train:" + fs::absolute(o.out).lexically_normal().string()
-                                 : o.run_name;
+  info.name =
+      o.run_name.empty() ? "train:" + fs::absolute(o.out).lexically_normal().string() : o.run_name;
   info.torch_version = TORCH_VERSION;
   info.device = device.str();
   info.threads = at::get_num_threads();
@@ -112,8 +112,9 @@ results::ResultsStore open_train_store(const TrainOptions& o, const json& run,
 
 int run_training(const TrainOptions& o, std::ostream& std_out) {
   if (o.model.empty() || o.data.empty() || o.out.empty()) {
-    throw UsageError("mla-bench train: give --model DIR, --data FILE.json and --out DIR "
-                     "(or --dry-run to print the trainable sets)");
+    throw UsageError(
+        "mla-bench train: give --model DIR, --data FILE.json and --out DIR "
+        "(or --dry-run to print the trainable sets)");
   }
   if (o.stage != 1 && o.stage != 2) throw UsageError("mla-bench train: give --stage 1 or 2");
   if ((o.steps > 0) == (o.epochs > 0)) {
@@ -143,7 +144,8 @@ int run_training(const TrainOptions& o, std::ostream& std_out) {
   std::optional<fs::path> checkpoint;
   if (o.resume) {
     checkpoint = training::latest_train_checkpoint(o.out);
-    if (!checkpoint) out << "--resume: no checkpoint in " << o.out.string() << "; starting at step 0\n";
+    if (!checkpoint)
+      out << "--resume: no checkpoint in " << o.out.string() << "; starting at step 0\n";
   }
   const fs::path load_dir = checkpoint ? *checkpoint : o.model;
   const ModelStage ms = model_stage(load_dir);
@@ -169,11 +171,11 @@ int run_training(const TrainOptions& o, std::ostream& std_out) {
   const auto n = static_cast<int64_t>(data.records.size());
   if (n == 0) throw Error(o.data.string() + ": no usable record");
   const int64_t per_step = o.batch * o.accum;  // this rank's micro-batches per step
-  const int64_t window = per_step * world;       // samples of the stream per optimizer step
+  const int64_t window = per_step * world;     // samples of the stream per optimizer step
   const int64_t total =
       o.steps > 0 ? o.steps
-                  : static_cast<int64_t>(std::ceil(o.epochs * static_cast<double>(
-                                                                 std::max<int64_t>(n / window, 1))));
+                  : static_cast<int64_t>(std::ceil(
+                        o.epochs * static_cast<double>(std::max<int64_t>(n / window, 1))));
 
   std::optional<training::PeftVersion> peft;
   if (!o.peft.empty()) peft = training::parse_peft_version(o.peft);
@@ -197,11 +199,16 @@ int run_training(const TrainOptions& o, std::ostream& std_out) {
       model, names, [&](int64_t t) { return schedule.lr(t); }, topt);
 
   int64_t position = 0;  // samples of the stream consumed
-  const json run = {{"stage", o.stage},      {"model", o.model.string()},
-                    {"data", o.data.string()}, {"total_steps", total},
-                    {"lr", o.lr},            {"batch_size", o.batch},
-                    {"grad_accum", o.accum}, {"seed", o.seed},
-                    {"weight_decay", o.weight_decay}, {"max_grad_norm", o.max_grad_norm},
+  const json run = {{"stage", o.stage},
+                    {"model", o.model.string()},
+                    {"data", o.data.string()},
+                    {"total_steps", total},
+                    {"lr", o.lr},
+                    {"batch_size", o.batch},
+                    {"grad_accum", o.accum},
+                    {"seed", o.seed},
+                    {"weight_decay", o.weight_decay},
+                    {"max_grad_norm", o.max_grad_norm},
                     {"world_size", world}};
   if (checkpoint) {
     const json state = training::load_train_state(*checkpoint, trainer);
@@ -210,7 +217,8 @@ int run_training(const TrainOptions& o, std::ostream& std_out) {
     for (const char* key :
          {"total_steps", "lr", "batch_size", "grad_accum", "seed", "world_size"}) {
       if (was.contains(key) && was.at(key) != run.at(key)) {
-        out << "warning: --resume with " << key << " " << run.at(key).dump() << ", the checkpoint's "
+        out << "warning: --resume with " << key << " " << run.at(key).dump()
+            << ", the checkpoint's "
             << "run had " << was.at(key).dump() << "\n";
       }
     }
@@ -238,8 +246,8 @@ int run_training(const TrainOptions& o, std::ostream& std_out) {
 
   out << "train stage " << o.stage << ": " << names.size() << " trainable tensors, "
       << set.trainable_parameters() << " of " << set.total_parameters() << " parameters; " << n
-      << " records (" << data.skipped.size() << " skipped while reading); " << total
-      << " steps of " << o.batch << " x " << o.accum << " samples"
+      << " records (" << data.skipped.size() << " skipped while reading); " << total << " steps of "
+      << o.batch << " x " << o.accum << " samples"
       << (dist ? " x " + std::to_string(world) + " ranks (" + dist->backend() + ")" : "")
       << "; peak lr " << o.lr << "\n";
   auto save = [&] {
@@ -259,8 +267,8 @@ int run_training(const TrainOptions& o, std::ostream& std_out) {
     std::vector<training::TrainBatch> micro;
     int64_t failures = 0, taken = 0;
     while (taken < window) {
-      const auto& rec = data.records[static_cast<std::size_t>(
-          training::stream_index(position++, n, o.seed))];
+      const auto& rec =
+          data.records[static_cast<std::size_t>(training::stream_index(position++, n, o.seed))];
       try {
         training::TrainBatch b = training::make_train_batch(model, rec, dopt);
         if (taken++ / per_step != rank) {
@@ -293,26 +301,29 @@ int run_training(const TrainOptions& o, std::ostream& std_out) {
       s = trainer.step(micro);
     } catch (const Error& e) {
       const auto last = training::latest_train_checkpoint(o.out);
-      throw Error(std::string("training stopped: ") + e.what() + "; last checkpoint: " +
-                  (last ? last->string() : std::string("none")));
+      throw Error(std::string("training stopped: ") + e.what() +
+                  "; last checkpoint: " + (last ? last->string() : std::string("none")));
     }
     const double elapsed =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const int64_t done = trainer.steps_done() - first;
     const double tps = elapsed > 0 ? static_cast<double>(s.tokens) * done / elapsed : 0;
-    const double eta = done > 0 ? elapsed / done * static_cast<double>(total - trainer.steps_done()) : 0;
+    const double eta =
+        done > 0 ? elapsed / done * static_cast<double>(total - trainer.steps_done()) : 0;
     char line[256];
     std::snprintf(line, sizeof line,
                   "step %lld/%lld loss %.6f lr %.3e grad_norm %.4f tokens/s %.0f eta %s\n",
                   static_cast<long long>(trainer.steps_done()), static_cast<long long>(total),
                   s.loss, s.lr, s.grad_norm, tps, clock(eta).c_str());
     out << line << std::flush;
-    log << json{{"step", s.step},         {"loss", s.loss},   {"lr", s.lr},
+    json record{{"step", s.step},           {"loss", s.loss},     {"lr", s.lr},
                 {"grad_norm", s.grad_norm}, {"tokens", s.tokens}, {"supervised", s.supervised},
-                {"elapsed_s", elapsed}}
-               .dump()
-        << "\n"
-        << std::flush;
+                {"elapsed_s", elapsed}};
+    // torch.cuda.max_memory_allocated of this process since it started (tools/cuda/train_bench.py).
+    if (vo.device.is_cuda())
+      record["cuda_peak_bytes"] =
+          compat::cuda_peak_allocated_bytes(vo.device.has_index() ? vo.device.index() : 0);
+    log << record.dump() << "\n" << std::flush;
     if (store) {
       const double step_s = elapsed - last_elapsed;
       store->add_train_step(store_run, {.step = s.step,
@@ -332,12 +343,12 @@ int run_training(const TrainOptions& o, std::ostream& std_out) {
   }
   if (last_saved != trainer.steps_done()) save();
   if (store && trainer.steps_done() >= total) store->finish_train_run(store_run);
-  if (dist) dist->barrier();  // the other ranks end when rank 0 has written the checkpoint
+  if (dist) dist->barrier();   // the other ranks end when rank 0 has written the checkpoint
   if (!o.eval_data.empty()) {  // held-out loss of the final weights (training/evaluate_loss.hpp)
-    const auto held = training::evaluate_loss(
-        model, training::read_train_data(o.eval_data, dopt).records, dopt);
-    out << "held-out loss " << held.loss << " (" << held.records << " records, "
-        << held.supervised << " supervised tokens, of " << o.eval_data.string() << ")\n";
+    const auto held =
+        training::evaluate_loss(model, training::read_train_data(o.eval_data, dopt).records, dopt);
+    out << "held-out loss " << held.loss << " (" << held.records << " records, " << held.supervised
+        << " supervised tokens, of " << o.eval_data.string() << ")\n";
   }
   out << "done: " << trainer.steps_done() << " steps; " << skipped << " record(s) skipped\n";
   return 0;
