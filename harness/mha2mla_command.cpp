@@ -373,12 +373,10 @@ void Pipeline::train_step(std::size_t index, const fs::path& model, int stage) {
   rec["seed"] = t.seed;
   rec["steps"] = read_json_file(*checkpoint / "trainer_state.json").at("step");
   rec["final_train_loss"] = last_log_line(dir / "train_log.jsonl").value("loss", json());
-  // Seconds of this run only: a resumed step adds to what the earlier run recorded.
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  rec["seconds"] = seconds + (rec.contains("seconds") && rec.at("seconds").is_number()
-                                  ? rec.at("seconds").get<double>()
-                                  : 0.0);
+  // The time of the run that finished the step (a resumed step: since the resume; a step is
+  // recorded only once done, so an interrupted run's share is not known).
+  rec["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  rec["resumed"] = t.resume;
   if (const auto e = held_out(*checkpoint)) rec["eval"] = *e;
   rec["status"] = "done";
   rec["finished_at"] = utc_now();
@@ -409,8 +407,11 @@ int Pipeline::run() {
     throw UsageError(unknown_name_message("--stop-after-step", o.stop_after_step,
                                           {"stage1_init", "stage1", "stage2_init", "stage2"}));
   }
-  // Absolute, so that the recorded paths and the converted configs' paths hold from any cwd.
-  o_.out = fs::absolute(o_.out).lexically_normal();
+  // Absolute, so that the recorded paths and the converted configs' paths hold from any cwd (and
+  // a --resume from another directory reads the same files).
+  for (fs::path* p : {&o_.out, &o_.model, &o_.data, &o_.eval_data, &o_.image_root, &o_.ranks}) {
+    if (!p->empty()) *p = fs::absolute(*p).lexically_normal();
+  }
   // 1 epoch per stage when neither is given (the authors' num_train_epochs: 1).
   if (o_.stage1_steps == 0 && o_.stage1_epochs == 0) o_.stage1_epochs = 1;
   if (o_.stage2_steps == 0 && o_.stage2_epochs == 0) o_.stage2_epochs = 1;
