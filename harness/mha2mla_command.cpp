@@ -3,7 +3,8 @@
 //   stage1_init  partial RoPE (their patch_model in train_stage1.py)   = `convert --stage 1`
 //   stage1       fine-tuning, peft v4 (train_stage1.py, cfgs/stage1.yaml) = `train --stage 1`
 //   stage2_init  MD-SVD on the stage-1 model, calibrated on the training data (run_svd_init.py)
-//                                                                      = `convert --stage 2 --svd md`
+//                                                                      = `convert --stage 2 --svd
+//                                                                      md`
 //   stage2       fine-tuning, peft v2 (train_stage2.py, cfgs/stage2.yaml) = `train --stage 2`
 // Each step writes one dir under --out and is recorded in OUT/pipeline.json when it finishes
 // (inputs, outputs, timings, the held-out loss of its model); --resume skips finished steps and
@@ -51,9 +52,9 @@ constexpr std::array<const char*, 4> kSteps = {"stage1_init", "stage1", "stage2_
 // YAML comment "Recommended LR for different low_rank"; low_rank of the shipped stage2.yaml).
 struct AuthorsDefaults {
   const char* family;
-  int64_t d_kv;                             // their stage2.yaml low_rank
-  double lr1;                               // their stage1.yaml learning_rate
-  std::map<int64_t, double> lr2_by_d_kv;    // their stage2.yaml comment
+  int64_t d_kv;                           // their stage2.yaml low_rank
+  double lr1;                             // their stage1.yaml learning_rate
+  std::map<int64_t, double> lr2_by_d_kv;  // their stage2.yaml comment
 };
 
 const std::vector<AuthorsDefaults>& authors_defaults() {
@@ -213,8 +214,8 @@ std::optional<json> Pipeline::held_out(const fs::path& model_dir) {
 }
 
 void Pipeline::announce(std::size_t index, const std::string& what) {
-  out_ << "mha2mla [" << index + 1 << "/" << kSteps.size() << "] " << kSteps[index] << ": "
-       << what << "\n"
+  out_ << "mha2mla [" << index + 1 << "/" << kSteps.size() << "] " << kSteps[index] << ": " << what
+       << "\n"
        << std::flush;
 }
 
@@ -290,10 +291,11 @@ void Pipeline::convert_step(std::size_t index, const fs::path& source, int stage
   c.mkl_samples = o_.mkl_samples;
   c.device = o_.device;
   c.report = o_.out / (name + "_report.json");
-  std::string what = stage == 1 ? "convert --stage 1 (partial RoPE: " +
-                                      (o_.ranks.empty() ? o_.rope : o_.ranks.string()) +
-                                      " r=" + std::to_string(o_.rope_dims) + ")"
-                                : "convert --stage 2 --svd md --d-kv " + std::to_string(d_kv_);
+  std::string what =
+      stage == 1
+          ? "convert --stage 1 (partial RoPE: " + (o_.ranks.empty() ? o_.rope : o_.ranks.string()) +
+                " r=" + std::to_string(o_.rope_dims) + ")"
+          : "convert --stage 2 --svd md --d-kv " + std::to_string(d_kv_);
   if (!c.calib_data.empty()) {
     what += ", calibration: " +
             (o_.calib_samples > 0 ? "up to " + std::to_string(o_.calib_samples) : "all") +
@@ -350,15 +352,16 @@ void Pipeline::train_step(std::size_t index, const fs::path& model, int stage) {
   t.dtype = o_.dtype;
   // An unfinished training step of an earlier run continues from its latest checkpoint.
   t.resume = o_.resume && training::latest_train_checkpoint(dir).has_value();
-  char lr[32];
+  char lr[32], epochs[32];
   std::snprintf(lr, sizeof lr, "%g", t.lr);
-  announce(index, std::string("train --stage ") + std::to_string(stage) + " (" +
-                      (t.steps > 0 ? std::to_string(t.steps) + " steps"
-                                   : std::to_string(t.epochs) + " epochs") +
-                      ", peak lr " + lr + ", " + std::to_string(t.batch) + " x " +
-                      std::to_string(t.accum) + " samples per step" +
-                      (t.resume ? ", resuming from its latest checkpoint" : "") + ") -> " +
-                      dir.string());
+  std::snprintf(epochs, sizeof epochs, "%g", t.epochs);
+  announce(
+      index,
+      std::string("train --stage ") + std::to_string(stage) + " (" +
+          (t.steps > 0 ? std::to_string(t.steps) + " steps" : std::string(epochs) + " epoch(s)") +
+          ", peak lr " + lr + ", " + std::to_string(t.batch) + " x " + std::to_string(t.accum) +
+          " samples per step" + (t.resume ? ", resuming from its latest checkpoint" : "") +
+          ") -> " + dir.string());
   const auto t0 = std::chrono::steady_clock::now();
   run_training(t, out_);
   const auto checkpoint = training::latest_train_checkpoint(dir);
@@ -431,10 +434,10 @@ int Pipeline::run() {
     const auto it = authors->lr2_by_d_kv.find(d_kv_);
     if (it == authors->lr2_by_d_kv.end()) {
       std::string known;
-      for (const auto& [d, lr] : authors->lr2_by_d_kv) known += (known.empty() ? "" : ", ") + std::to_string(d);
-      throw UsageError("mla-bench mha2mla: the authors give stage-2 learning rates for " +
-                       family_ + " at d_kv " + known + " only; give --lr2 for d_kv " +
-                       std::to_string(d_kv_));
+      for (const auto& [d, lr] : authors->lr2_by_d_kv)
+        known += (known.empty() ? "" : ", ") + std::to_string(d);
+      throw UsageError("mla-bench mha2mla: the authors give stage-2 learning rates for " + family_ +
+                       " at d_kv " + known + " only; give --lr2 for d_kv " + std::to_string(d_kv_));
     }
     lr2_ = it->second;
   }
@@ -482,14 +485,14 @@ int Pipeline::run() {
   const fs::path state_path = o.out / "pipeline.json";
   if (o.resume && fs::exists(state_path)) {
     state_ = read_json_file(state_path);
-    MLAB_CHECK(state_.contains("steps") && state_.at("steps").is_array() &&
-                   state_.contains("options"),
-               state_path.string(), ": not a pipeline record (no \"steps\" / \"options\")");
+    MLAB_CHECK(
+        state_.contains("steps") && state_.at("steps").is_array() && state_.contains("options"),
+        state_path.string(), ": not a pipeline record (no \"steps\" / \"options\")");
     for (const auto& [key, value] : options.items()) {
       const json& was = state_.at("options").value(key, json());
       if (was != value) {
-        out_ << "warning: --resume with " << key << " " << value.dump()
-             << ", the recorded run had " << was.dump() << "\n";
+        out_ << "warning: --resume with " << key << " " << value.dump() << ", the recorded run had "
+             << was.dump() << "\n";
       }
     }
     out_ << "mha2mla: resuming " << o.out.string() << "\n";
@@ -517,9 +520,9 @@ int Pipeline::run() {
        << ": rope " << (o.ranks.empty() ? o.rope : o.ranks.string()) << " r=" << o.rope_dims
        << ", d_kv " << d_kv_ << ", lr " << lr1_ << " / " << lr2_ << ", " << train_records_
        << " training records"
-       << (eval_records_.empty() ? std::string(", no held-out data")
-                                 : ", " + std::to_string(eval_records_.size()) +
-                                       " held-out records")
+       << (eval_records_.empty()
+               ? std::string(", no held-out data")
+               : ", " + std::to_string(eval_records_.size()) + " held-out records")
        << "\n";
   if (!eval_records_.empty() && !state_.contains("source")) {
     const auto e = held_out(o.model);

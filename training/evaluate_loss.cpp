@@ -41,9 +41,9 @@ HeldOutLoss evaluate_loss(const models::Vlm& model, std::span<const TrainRecord>
   }
   MLAB_CHECK(out.records > 0, "held-out loss: none of the ", records.size(),
              " records could be encoded",
-             out.skipped.empty() ? std::string()
-                                 : " (first: " + out.skipped.front().id + ": " +
-                                       out.skipped.front().reason + ")");
+             out.skipped.empty()
+                 ? std::string()
+                 : " (first: " + out.skipped.front().id + ": " + out.skipped.front().reason + ")");
   out.loss = out.supervised > 0 ? sum / static_cast<double>(out.supervised) : 0.0;
   return out;
 }

@@ -17,11 +17,11 @@
 namespace mlab::training {
 
 struct HeldOutLoss {
-  double loss = 0;                      // mean cross entropy per supervised token (0 if none)
-  int64_t records = 0;                  // records scored
-  int64_t supervised = 0;               // supervised tokens (after the shift by one)
-  int64_t tokens = 0;                   // input tokens
-  std::vector<SkippedRecord> skipped;   // records make_train_batch refused, with the reason
+  double loss = 0;                     // mean cross entropy per supervised token (0 if none)
+  int64_t records = 0;                 // records scored
+  int64_t supervised = 0;              // supervised tokens (after the shift by one)
+  int64_t tokens = 0;                  // input tokens
+  std::vector<SkippedRecord> skipped;  // records make_train_batch refused, with the reason
 };
 
 // The held-out loss of `model` over `records` (one record per forward, on the model's device).

@@ -45,7 +45,7 @@ fs::path write_dataset(const fs::path& dir, bool held_out) {
   }
   // 5 x 7: 17 training records (n = 17 has a torch.randperm reference), 18 held out.
   const std::vector<std::string> objects = {"square", "circle", "box", "star", "ring"};
-  const std::vector<std::string> colours = {"red",   "green", "blue", "yellow",
+  const std::vector<std::string> colours = {"red",   "green", "blue",  "yellow",
                                             "black", "white", "purple"};
   json list = json::array();
   for (std::size_t i = 0; i < objects.size(); ++i) {
@@ -177,9 +177,9 @@ TEST_CASE("mha2mla: the whole pipeline on the tiny LLaVA, stage 2 lowers the hel
   CHECK(held.loss == Approx(s1_init).epsilon(1e-6));  // this process: the default threads
 
   // `train --eval-data` prints the same held-out loss for the same stage-2 run.
-  r = test::run_mla_bench("train --stage 2 --model " + (out / "stage2_init").string() +
-                          " --data " + data.string() + " --eval-data " + eval.string() +
-                          " --out " + (dir / "train2").string() +
+  r = test::run_mla_bench("train --stage 2 --model " + (out / "stage2_init").string() + " --data " +
+                          data.string() + " --eval-data " + eval.string() + " --out " +
+                          (dir / "train2").string() +
                           " --steps 12 --lr 1e-3 --grad-accum 4 --seed 2025 --max-length 4096");
   INFO(r.out << r.err);
   REQUIRE(r.code == 0);
@@ -234,12 +234,12 @@ TEST_CASE("convert --calib-data: training records as calibration, bad ones skipp
   const fs::path data = write_dataset(dir / "train", false);
   // Two unusable records at the end: a missing image and no answer.
   json list = test::read_json(data);
-  list.push_back({{"id", "no_image"},
-                  {"image", "img/missing.png"},
-                  {"conversations",
-                   {{{"from", "human"}, {"value", "<image>\nHi"}}, {{"from", "gpt"}, {"value", "Hi"}}}}});
-  list.push_back({{"id", "no_answer"},
-                  {"conversations", {{{"from", "human"}, {"value", "Hi"}}}}});
+  list.push_back(
+      {{"id", "no_image"},
+       {"image", "img/missing.png"},
+       {"conversations",
+        {{{"from", "human"}, {"value", "<image>\nHi"}}, {{"from", "gpt"}, {"value", "Hi"}}}}});
+  list.push_back({{"id", "no_answer"}, {"conversations", {{{"from", "human"}, {"value", "Hi"}}}}});
   std::ofstream(data) << list.dump(1);
   const std::string convert = "convert --model " + kModel.string() +
                               " --rope 2norm --rope-dims 4 --d-kv 4 --svd md --threads 1 ";
@@ -265,14 +265,14 @@ TEST_CASE("convert --calib-data: training records as calibration, bad ones skipp
   }
   const json report = test::read_json(dir / "report.json");
   CHECK(report.at("calibration").at("ids").get<std::vector<std::string>>() == expected);
-  CHECK(report.at("calibration").at("skipped") ==
-        json::array({"no_image", "no_answer"}));
+  CHECK(report.at("calibration").at("skipped") == json::array({"no_image", "no_answer"}));
   CHECK(report.at("image_tokens").get<int64_t>() == 7 * 4);
 
   // --calib and --calib-data exclude each other (usage, exit 2); --calib-data is training
   // template only (exit 1).
   r = test::run_mla_bench(convert + "--out " + (dir / "both").string() + " --calib-data " +
-                          data.string() + " --calib " + (test::data_dir() / "datasets" / "pope").string());
+                          data.string() + " --calib " +
+                          (test::data_dir() / "datasets" / "pope").string());
   CHECK(r.code == 2);
   CHECK(r.err.find("not both") != std::string::npos);
   r = test::run_mla_bench(convert + "--out " + (dir / "eval").string() + " --calib-data " +
@@ -293,10 +293,9 @@ TEST_CASE("mha2mla: kill -9 during stage 2, --resume continues it from its check
   // Killed once stage 2 has written its third checkpoint.
   const fs::path killed = dir / "killed";
   fs::create_directories(killed);
-  const std::string cmd = std::string(MLAB_BINARY_DIR) + "/mla-bench " +
-                          pipeline_args(data, eval, killed) + args + " >" +
-                          (dir / "stdout.txt").string() + " 2>&1 & echo $! >" +
-                          (dir / "pid").string();
+  const std::string cmd =
+      std::string(MLAB_BINARY_DIR) + "/mla-bench " + pipeline_args(data, eval, killed) + args +
+      " >" + (dir / "stdout.txt").string() + " 2>&1 & echo $! >" + (dir / "pid").string();
   REQUIRE(std::system(cmd.c_str()) == 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   int pid = 0;
@@ -322,6 +321,6 @@ TEST_CASE("mha2mla: kill -9 during stage 2, --resume continues it from its check
   CHECK(test::read_file(killed / "stage2" / "checkpoint-12" / "model.safetensors") ==
         test::read_file(dir / "full" / "stage2" / "checkpoint-12" / "model.safetensors"));
   const json p = test::read_json(killed / "pipeline.json");
-  CHECK(held_out_loss(p, "stage2") == held_out_loss(test::read_json(dir / "full" / "pipeline.json"),
-                                                    "stage2"));
+  CHECK(held_out_loss(p, "stage2") ==
+        held_out_loss(test::read_json(dir / "full" / "pipeline.json"), "stage2"));
 }
