@@ -206,8 +206,8 @@ TEST_CASE("dashboard: a loss curve per training run", "[training][store][dashboa
   CHECK(html.find("id=\"loss-2\"") == std::string::npos);
 }
 
-TEST_CASE("mla-bench train --db: steps in the store equal train_log.jsonl; --resume adds no "
-          "duplicates; the dashboard draws the curve",
+TEST_CASE("mla-bench train --db: steps in the store equal train_log.jsonl, --resume adds no "
+          "duplicates, the dashboard draws the curve",
           "[training][store]") {
   const fs::path dir = test::scratch_dir("train_store_run");
   const fs::path data = write_dataset(dir / "data");
