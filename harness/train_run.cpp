@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -260,37 +261,53 @@ int run_training(const TrainOptions& o, std::ostream& std_out) {
   const int64_t first = trainer.steps_done();
   int64_t last_saved = checkpoint ? first : -1;
   const int64_t stop = o.stop_after > 0 ? std::min(total, o.stop_after) : total;
-  while (trainer.steps_done() < stop) {
-    // The step's window is the next `window` encodable records of the stream; rank r trains on
-    // its micro-batches [r * per_step, (r + 1) * per_step). Every rank encodes the whole window,
-    // so all agree on the records skipped and on the stream position.
-    std::vector<training::TrainBatch> micro;
+  // The step's window is the next `window` encodable records of the stream; rank r trains on
+  // its micro-batches [r * per_step, (r + 1) * per_step). Every rank encodes the whole window,
+  // so all agree on the records skipped and on the stream position. Encoding (tokenizer, image
+  // processor: CPU) runs on a second thread one step ahead, as a DataLoader worker does, so the
+  // device is not idle while the next window's images are resized; it reads only `data`, the
+  // tokenizer and the processor (thread-safe, immutable) and reports skips back in order.
+  struct Window {
+    std::vector<training::TrainBatch> micro;                 // this rank's, on the CPU
+    int64_t position = 0;                                    // the stream position after the window
+    std::vector<std::pair<std::string, std::string>> skips;  // (record id, reason)
+  };
+  auto encode_window = [&, rank](int64_t pos) {
+    Window w;
     int64_t failures = 0, taken = 0;
     while (taken < window) {
       const auto& rec =
-          data.records[static_cast<std::size_t>(training::stream_index(position++, n, o.seed))];
+          data.records[static_cast<std::size_t>(training::stream_index(pos++, n, o.seed))];
       try {
         training::TrainBatch b = training::make_train_batch(model, rec, dopt);
-        if (taken++ / per_step != rank) {
-          failures = 0;
-          continue;
-        }
-        auto to_device = [&](at::Tensor& t) {
-          if (t.defined()) t = t.to(vo.device);
-        };
-        to_device(b.inputs.input_ids);
-        to_device(b.inputs.attention_mask);
-        to_device(b.inputs.pixel_values);
-        to_device(b.inputs.image_sizes);
-        to_device(b.inputs.image_grid_thw);
-        to_device(b.labels);
-        micro.push_back(std::move(b));
+        if (taken++ / per_step == rank) w.micro.push_back(std::move(b));
         failures = 0;
       } catch (const Error& e) {
         if (o.strict) throw Error(o.data.string() + ": record " + rec.id + ": " + e.what());
-        out << "skipping record " << rec.id << ": " << e.what() << "\n";
-        ++skipped;
+        w.skips.emplace_back(rec.id, e.what());
         if (++failures > n) throw Error(o.data.string() + ": no record could be encoded");
+      }
+    }
+    w.position = pos;
+    return w;
+  };
+  std::future<Window> next;
+  if (trainer.steps_done() < stop) next = std::async(std::launch::async, encode_window, position);
+  while (trainer.steps_done() < stop) {
+    Window w = next.get();
+    for (const auto& [id, reason] : w.skips) {
+      out << "skipping record " << id << ": " << reason << "\n";
+      ++skipped;
+    }
+    position = w.position;
+    if (trainer.steps_done() + 1 < stop) {
+      next = std::async(std::launch::async, encode_window, position);
+    }
+    std::vector<training::TrainBatch> micro = std::move(w.micro);
+    for (auto& b : micro) {
+      for (at::Tensor* t : {&b.inputs.input_ids, &b.inputs.attention_mask, &b.inputs.pixel_values,
+                            &b.inputs.image_sizes, &b.inputs.image_grid_thw, &b.labels}) {
+        if (t->defined()) *t = t->to(vo.device);
       }
     }
     // --batch-size B: each B records right-padded into one B-row micro-batch as swift's training

@@ -1,6 +1,7 @@
 #pragma once
 // AdamW with decoupled weight decay, step for step as PyTorch's torch.optim.AdamW (2.x,
-// _single_tensor_adamw, the CPU default; foreach / fused differ only in rounding), written on ATen
+// _single_tensor_adamw, the CPU default; _multi_tensor_adamw (foreach), its default when every
+// parameter is on CUDA, likewise here; the two differ only in rounding), written on ATen
 // so that the state is ours to save and no C++ frontend header is needed (STYLE.md, header cost):
 //   p *= 1 - lr * wd
 //   m.lerp_(g, 1 - beta1);  v = beta2 v + (1 - beta2) g^2
@@ -43,6 +44,8 @@ class AdamW {
   void load_state(std::vector<State> state);
 
  private:
+  void step_foreach(double lr);  // every parameter on CUDA: torch's multi-tensor path
+
   std::vector<at::Tensor> params_;
   AdamWOptions options_;
   std::vector<State> state_;

@@ -36,6 +36,7 @@ Writes $OUT/train_bench.json and .md (also printed).
 """
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -101,6 +102,7 @@ def peer_main(argv):
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--dtype", default="bfloat16")
     ap.add_argument("--result", required=True)
+    ap.add_argument("--phase-steps", type=int, default=0)
     a = ap.parse_args(argv)
     import torch
     import torch.nn.functional as F
@@ -257,8 +259,24 @@ def peer_main(argv):
         tokens.append(int(b["input_ids"].numel()))
         losses.append(float(out.loss))
         print(f"[peer] step {s}: {times[-1]:.3f} s, {tokens[-1]} tokens, loss {losses[-1]:.4f}", flush=True)
-    res.update(step_seconds=times, tokens=tokens, losses=losses,
-               peak_bytes=torch.cuda.max_memory_allocated() if dev.type == "cuda" else -1)
+    peak = torch.cuda.max_memory_allocated() if dev.type == "cuda" else -1
+    # Phases (after the timed steps): the device synchronised between them.
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+    phases = {}
+    for s in range(a.phase_steps):
+        b = batches[s % len(batches)]
+        Stage2Attention.image_mask = b["input_ids"] == model.config.image_token_id
+        sync(); t0 = time.perf_counter()
+        out = model(**b); sync(); t1 = time.perf_counter()
+        out.loss.backward(); sync(); t2 = time.perf_counter()
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0); opt.step(); opt.zero_grad(set_to_none=True); sync()
+        t3 = time.perf_counter()
+        for k, v in (("forward+loss", t1 - t0), ("backward", t2 - t1), ("clip+adamw", t3 - t2)):
+            phases.setdefault(k, []).append(v)
+    res.update(step_seconds=times, tokens=tokens, losses=losses, peak_bytes=peak,
+               phases={k: statistics.median(v) for k, v in phases.items()})
     vgc.write_json(Path(a.result), res)
 
 
@@ -288,6 +306,8 @@ def main():
     ap.add_argument("--rope-dims", type=int, default=32)
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--dtype", default="bfloat16")
+    ap.add_argument("--phase-steps", type=int, default=0,
+                    help="also time the phases of N steps (device synchronised between phases; a second run)")
     ap.add_argument("--skip", default="", help="comma list: ours,peer")
     ap.add_argument("--tokenizers", default=vgc.default_tokenizers_dir())
     a = ap.parse_args()
@@ -321,15 +341,29 @@ def main():
             ours.update(step_seconds=times, losses=[r["loss"] for r in rows],
                         peak_bytes=max((r.get("cuda_peak_bytes", -1) for r in rows), default=-1),
                         wall_seconds=dt, stdout_tail=stdout[-1500:])
+            if a.phase_steps > 0:  # a second run, the device synchronised between phases
+                pdir = a.work / "ours_phases"
+                subprocess.run(["rm", "-rf", str(pdir)])
+                p = subprocess.run([str(c) for c in [a.mla_bench, "train", "--stage", 2, "--model", s2, "--data", data,
+                                    "--out", pdir, "--steps", a.phase_steps + 1, "--lr", "1e-5", "--device",
+                                    a.device, "--dtype", a.dtype]], capture_output=True, text=True,
+                                   env=dict(os.environ, MLAB_TRAIN_PHASES="1"), timeout=1800)
+                rows = {}
+                for line in p.stderr.splitlines():
+                    if line.startswith("[phases]") and not line.startswith("[phases] step 0 "):
+                        parts = line.split()[3:]
+                        for k, v in zip(parts[0::2], parts[1::2]):
+                            rows.setdefault(k, []).append(float(v[:-2]) / 1e3)
+                ours["phases"] = {k: statistics.median(v) for k, v in rows.items()}
             result["ours"] = ours
         if "peer" not in skip:
             pj = a.work / "peer.json"
             stdout, dt = run([sys.executable, __file__, "_peer", "--base", base, "--stage2", s2, "--data", data,
                               "--steps", a.steps, "--warmup", a.warmup, "--device", a.device, "--dtype", a.dtype,
-                              "--result", pj], log, 1800)
+                              "--result", pj, "--phase-steps", a.phase_steps], log, 1800)
             p = json.loads(pj.read_text())
             peer = summarise(p["step_seconds"], p["tokens"], a.warmup)
-            peer.update({k: p[k] for k in ("step_seconds", "losses", "peak_bytes", "trainable_parameters",
+            peer.update({k: p[k] for k in ("step_seconds", "losses", "peak_bytes", "trainable_parameters", "phases",
                                            "all_parameters", "transformers", "torch")})
             peer["wall_seconds"] = dt
             result["peer"] = peer
@@ -347,6 +381,10 @@ def main():
                          f"{r['tokens_per_second']:.0f} | {r['peak_bytes'] / 2**30:.2f} |")
     if "speedup" in result:
         lines += ["", f"ours / peer tokens/s: {result['speedup']:.2f}x"]
+    for side in ("ours", "peer"):
+        if "phases" in result.get(side, {}):
+            lines += ["", f"{side} phases (median s, synchronised): " +
+                      ", ".join(f"{k} {v:.4f}" for k, v in result[side]["phases"].items())]
     if "error" in result:
         lines += ["", f"ERROR: {result['error']}"]
     (a.out / "train_bench.md").write_text("\n".join(lines) + "\n")
