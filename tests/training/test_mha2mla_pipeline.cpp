@@ -6,13 +6,10 @@
 // seeds, CPU fp32). The held-out loss is checked against the trainer's own logged loss of step 0
 // (the trainer's loss is PyTorch's: test_trainer), and a run stopped after stage 1 and resumed
 // skips the finished steps and ends with the uninterrupted run's weights, bit for bit.
-#include <signal.h>
-
 #include <chrono>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "models/io/checkpoint.hpp"
@@ -20,6 +17,7 @@
 #include "tests/support/catch_torch.hpp"
 #include "tests/support/run_binary.hpp"
 #include "tests/support/test_files.hpp"
+#include "tests/training/train_cli_support.hpp"
 #include "training/evaluate_loss.hpp"
 #include "training/train_data.hpp"
 
@@ -37,12 +35,7 @@ const fs::path kModel = test::data_dir() / "tiny_vlms" / "llava";
 // in both halves (an image chosen by the grid's parity would teach the training half a pairing
 // that the held-out half contradicts).
 fs::path write_dataset(const fs::path& dir, bool held_out) {
-  fs::create_directories(dir / "img");
-  const std::vector<std::string> images = {"tiny.png", "gray.png", "rgba.png", "tall.png"};
-  for (const auto& name : images) {
-    fs::copy_file(test::data_dir() / "images" / name, dir / "img" / name,
-                  fs::copy_options::overwrite_existing);
-  }
+  const auto& images = test::train_images();
   // 5 x 7: 17 training records (n = 17 has a torch.randperm reference), 18 held out.
   const std::vector<std::string> objects = {"square", "circle", "box", "star", "ring"};
   const std::vector<std::string> colours = {"red",   "green", "blue",  "yellow",
@@ -52,17 +45,12 @@ fs::path write_dataset(const fs::path& dir, bool held_out) {
     for (std::size_t j = 0; j < colours.size(); ++j) {
       if (((i + j) % 2 == 0) != held_out) continue;
       list.push_back(
-          {{"id", objects[i] + "_" + colours[j]},
-           {"image", "img/" + images[j % images.size()]},
-           {"conversations",
-            {{{"from", "human"},
-              {"value", "<image>\nThe " + objects[i] + " is " + colours[j] + ". What colour?"}},
-             {{"from", "gpt"}, {"value", "The colour is " + colours[j] + "."}}}}});
+          test::llava_record(objects[i] + "_" + colours[j], images[j % images.size()],
+                             "The " + objects[i] + " is " + colours[j] + ". What colour?",
+                             "The colour is " + colours[j] + "."));
     }
   }
-  const fs::path path = dir / "data.json";
-  std::ofstream(path) << list.dump(1);
-  return path;
+  return test::write_train_json(dir, list);
 }
 
 std::string pipeline_args(const fs::path& data, const fs::path& eval, const fs::path& out) {
@@ -70,14 +58,6 @@ std::string pipeline_args(const fs::path& data, const fs::path& eval, const fs::
          eval.string() + " --out " + out.string() +
          " --rope mkl --rope-dims 4 --d-kv 4 --stage1-steps 12 --stage2-steps 12 --lr1 1e-3"
          " --lr2 1e-3 --batch-size 1 --grad-accum 4 --threads 1";
-}
-
-std::vector<json> read_log(const fs::path& dir) {
-  std::ifstream in(dir / "train_log.jsonl");
-  std::vector<json> lines;
-  std::string line;
-  while (std::getline(in, line)) lines.push_back(json::parse(line));
-  return lines;
 }
 
 const json& step_record(const json& pipeline, const std::string& name) {
@@ -159,7 +139,7 @@ TEST_CASE("mha2mla: the whole pipeline on the tiny LLaVA, stage 2 lowers the hel
 
   // The held-out loss is the trainer's loss: step 0 of stage 1 (before any update) scored the
   // records of its accumulation window on the stage1_init model.
-  const auto log = read_log(out / "stage1");
+  const auto log = test::read_train_log(out / "stage1");
   REQUIRE(log.size() == 12);
   const auto records = training::read_train_data(data, {}).records;
   std::vector<training::TrainRecord> window;
@@ -220,12 +200,7 @@ TEST_CASE("mha2mla: the whole pipeline on the tiny LLaVA, stage 2 lowers the hel
   const json q = test::read_json(part / "pipeline.json");
   CHECK(q.at("steps").size() == 4);
   CHECK(held_out_loss(q, "stage2") == held_out_loss(p, "stage2"));
-  const auto a = models::Checkpoint::open(final_model);
-  const auto b = models::Checkpoint::open(part / "stage2" / "checkpoint-12");
-  REQUIRE(a.names() == b.names());
-  int64_t differ = 0;
-  for (const auto& name : a.names()) differ += !at::equal(a.get(name), b.get(name));
-  CHECK(differ == 0);
+  test::check_same_weights(final_model, part / "stage2" / "checkpoint-12");
 }
 
 TEST_CASE("convert --calib-data: training records as calibration, bad ones skipped and named",
@@ -293,19 +268,11 @@ TEST_CASE("mha2mla: kill -9 during stage 2, --resume continues it from its check
   // Killed once stage 2 has written its third checkpoint.
   const fs::path killed = dir / "killed";
   fs::create_directories(killed);
-  const std::string cmd =
-      std::string(MLAB_BINARY_DIR) + "/mla-bench " + pipeline_args(data, eval, killed) + args +
-      " >" + (dir / "stdout.txt").string() + " 2>&1 & echo $! >" + (dir / "pid").string();
-  REQUIRE(std::system(cmd.c_str()) == 0);
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  int pid = 0;
-  std::ifstream(dir / "pid") >> pid;
-  REQUIRE(pid > 0);
-  for (int i = 0; i < 1200 && !fs::exists(killed / "stage2" / "checkpoint-3"); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  ::kill(pid, SIGKILL);
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const int pid =
+      test::start_mla_bench(pipeline_args(data, eval, killed) + args, dir / "stdout.txt",
+                            dir / "pid", std::chrono::milliseconds(100));
+  test::kill_when_exists(pid, killed / "stage2" / "checkpoint-3", 1200,
+                         std::chrono::milliseconds(50));
   REQUIRE(fs::exists(killed / "stage2" / "checkpoint-3"));
   const bool finished = test::read_json(killed / "pipeline.json").at("steps").size() == 4;
   r = test::run_mla_bench(pipeline_args(data, eval, killed) + args + " --resume");

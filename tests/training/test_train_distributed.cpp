@@ -23,6 +23,7 @@
 #include "models/io/checkpoint.hpp"
 #include "tests/support/catch_torch.hpp"
 #include "tests/support/run_binary.hpp"
+#include "tests/training/train_cli_support.hpp"
 
 namespace {
 
@@ -35,36 +36,18 @@ constexpr int64_t kSteps = 10;  // WSD with T >= 10 (T < 10 squares the LR)
 
 // Six LLaVA-format records over the test images, copied beside the JSON.
 fs::path write_dataset(const fs::path& dir) {
-  fs::create_directories(dir / "img");
-  const std::vector<std::string> images = {"tiny.png", "gray.png", "rgba.png", "tall.png"};
-  for (const auto& name : images) {
-    fs::copy_file(test::data_dir() / "images" / name, dir / "img" / name,
-                  fs::copy_options::overwrite_existing);
-  }
-  const std::vector<std::pair<std::string, std::string>> qa = {
-      {"What is in the picture?", "A small square."},
-      {"Describe the colours.", "Grey, mostly."},
-      {"Is it transparent?", "Partly, yes."},
-      {"How tall is it?", "Taller than it is wide."},
-      {"Name a shape you see.", "A rectangle."},
-      {"What would you call it?", "A test image, I think."}};
-  json list = json::array();
-  for (std::size_t i = 0; i < qa.size(); ++i) {
-    list.push_back({{"id", "s" + std::to_string(i)},
-                    {"image", "img/" + images[i % images.size()]},
-                    {"conversations",
-                     {{{"from", "human"}, {"value", "<image>\n" + qa[i].first}},
-                      {{"from", "gpt"}, {"value", qa[i].second}}}}});
-  }
-  const fs::path path = dir / "data.json";
-  std::ofstream(path) << list.dump(1);
-  return path;
+  return test::write_llava_dataset(dir, {{"What is in the picture?", "A small square."},
+                                         {"Describe the colours.", "Grey, mostly."},
+                                         {"Is it transparent?", "Partly, yes."},
+                                         {"How tall is it?", "Taller than it is wide."},
+                                         {"Name a shape you see.", "A rectangle."},
+                                         {"What would you call it?", "A test image, I think."}});
 }
 
 std::string train_args(const fs::path& data, const fs::path& out, int64_t batch, int64_t accum) {
-  return "train --stage 1 --model " + kModel.string() + " --data " + data.string() + " --out " +
-         out.string() + " --steps " + std::to_string(kSteps) + " --lr 1e-3 --seed 7" +
-         " --batch-size " + std::to_string(batch) + " --grad-accum " + std::to_string(accum);
+  return test::train_command(1, kModel, data, out) + " --steps " + std::to_string(kSteps) +
+         " --lr 1e-3 --seed 7" + " --batch-size " + std::to_string(batch) + " --grad-accum " +
+         std::to_string(accum);
 }
 
 // A TCP port nobody listens on now (the kernel's pick for port 0).
@@ -117,14 +100,6 @@ std::vector<RankRun> run_ranks(int world, const std::string& args, const fs::pat
   return runs;
 }
 
-std::vector<json> read_log(const fs::path& out) {
-  std::ifstream in(out / "train_log.jsonl");
-  std::vector<json> lines;
-  std::string line;
-  while (std::getline(in, line)) lines.push_back(json::parse(line));
-  return lines;
-}
-
 double rel(double a, double b) { return std::abs(a - b) / std::max(std::abs(b), 1e-30); }
 
 struct Diff {
@@ -135,7 +110,7 @@ struct Diff {
 // Every log line and every tensor of the final checkpoints of `a` (data parallel) and `b`.
 Diff compare_runs(const fs::path& a, const fs::path& b) {
   Diff d;
-  const auto la = read_log(a), lb = read_log(b);
+  const auto la = test::read_train_log(a), lb = test::read_train_log(b);
   REQUIRE(la.size() == static_cast<std::size_t>(kSteps));
   REQUIRE(lb.size() == la.size());
   for (std::size_t i = 0; i < la.size(); ++i) {
@@ -234,7 +209,7 @@ TEST_CASE("train, data parallel: accumulation, --resume and torchrun (2 CPU rank
       INFO(x.out << x.err);
       REQUIRE(x.code == 0);
     }
-    REQUIRE(read_log(part).size() == 5);
+    REQUIRE(test::read_train_log(part).size() == 5);
     rr = run_ranks(2, train_args(data, part, 1, 1) + " --resume", dir / "resume_logs");
     for (const auto& x : rr) {
       INFO(x.out << x.err);

@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -20,6 +19,7 @@
 #include "tests/support/catch_torch.hpp"
 #include "tests/support/run_binary.hpp"
 #include "tests/support/test_files.hpp"
+#include "tests/training/train_cli_support.hpp"
 
 namespace {
 
@@ -66,50 +66,22 @@ int64_t raw_count(const fs::path& db, const std::string& sql) {
   return v;
 }
 
-std::vector<json> read_log(const fs::path& path) {
-  std::vector<json> out;
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (!line.empty()) out.push_back(json::parse(line));
-  }
-  return out;
-}
-
 // Six LLaVA-format records over the test images, answers of different lengths (so a 2-row batch
 // is padded).
 fs::path write_dataset(const fs::path& dir) {
-  fs::create_directories(dir / "img");
-  const std::vector<std::string> images = {"tiny.png", "gray.png", "rgba.png", "tall.png"};
-  for (const auto& name : images) {
-    fs::copy_file(test::data_dir() / "images" / name, dir / "img" / name,
-                  fs::copy_options::overwrite_existing);
-  }
-  const std::vector<std::pair<std::string, std::string>> qa = {
-      {"What is in the picture?", "A small square."},
-      {"Describe the colours.", "Grey, mostly, with a lighter band along the top edge."},
-      {"Is it transparent?", "Partly."},
-      {"How tall is it?", "Taller than it is wide, about twice as tall."},
-      {"Name a shape you see.", "A rectangle."},
-      {"What would you call it?", "A test image used by the unit tests of the trainer."}};
-  json list = json::array();
-  for (std::size_t i = 0; i < qa.size(); ++i) {
-    list.push_back({{"id", "s" + std::to_string(i)},
-                    {"image", "img/" + images[i % images.size()]},
-                    {"conversations",
-                     {{{"from", "human"}, {"value", "<image>\n" + qa[i].first}},
-                      {{"from", "gpt"}, {"value", qa[i].second}}}}});
-  }
-  const fs::path path = dir / "data.json";
-  std::ofstream(path) << list.dump(1);
-  return path;
+  return test::write_llava_dataset(
+      dir, {{"What is in the picture?", "A small square."},
+            {"Describe the colours.", "Grey, mostly, with a lighter band along the top edge."},
+            {"Is it transparent?", "Partly."},
+            {"How tall is it?", "Taller than it is wide, about twice as tall."},
+            {"Name a shape you see.", "A rectangle."},
+            {"What would you call it?", "A test image used by the unit tests of the trainer."}});
 }
 
 std::string train_args(const fs::path& data, const fs::path& out, int64_t steps, int64_t batch,
                        int64_t accum, const fs::path& db) {
-  return "train --stage 1 --model " + kModel.string() + " --data " + data.string() + " --out " +
-         out.string() + " --steps " + std::to_string(steps) + " --batch-size " +
-         std::to_string(batch) + " --grad-accum " + std::to_string(accum) +
+  return test::train_command(1, kModel, data, out) + " --steps " + std::to_string(steps) +
+         " --batch-size " + std::to_string(batch) + " --grad-accum " + std::to_string(accum) +
          " --lr 1e-3 --db " + db.string();
 }
 
@@ -222,7 +194,7 @@ TEST_CASE("mla-bench train --db: steps in the store equal train_log.jsonl, --res
   REQUIRE(r.code == 0);
   CHECK(r.out.find("resumed from") != std::string::npos);
 
-  const auto log = read_log(out / "train_log.jsonl");
+  const auto log = test::read_train_log(out);
   REQUIRE(log.size() == 6);
   results::OpenOptions ro;
   ro.read_only = true;
@@ -256,8 +228,7 @@ TEST_CASE("mla-bench train --db: steps in the store equal train_log.jsonl, --res
         std::string::npos);
 
   // Without --db: no database.
-  r = test::run_mla_bench("train --stage 1 --model " + kModel.string() + " --data " +
-                          data.string() + " --out " + (dir / "out_nodb").string() + " --steps 1");
+  r = test::run_mla_bench(test::train_command(1, kModel, data, dir / "out_nodb") + " --steps 1");
   REQUIRE(r.code == 0);
   CHECK(r.out.find("training run") == std::string::npos);
   CHECK(fs::exists(dir / "out_nodb" / "train_log.jsonl"));
@@ -274,8 +245,8 @@ TEST_CASE("mla-bench train --batch-size 2: one padded 2-row micro-batch, the los
   r = test::run_mla_bench(train_args(data, dir / "b1a2", 3, 1, 2, db));
   INFO(r.out << r.err);
   REQUIRE(r.code == 0);
-  const auto padded = read_log(dir / "b2" / "train_log.jsonl");
-  const auto rows = read_log(dir / "b1a2" / "train_log.jsonl");
+  const auto padded = test::read_train_log(dir / "b2");
+  const auto rows = test::read_train_log(dir / "b1a2");
   REQUIRE(padded.size() == 3);
   REQUIRE(rows.size() == 3);
   bool any_padding = false;
