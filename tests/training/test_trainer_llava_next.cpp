@@ -30,10 +30,7 @@
 namespace {
 
 using namespace mlab;
-using test::backward;
-using test::parity_dir;
-using test::read_json;
-using test::read_samples;
+using test::contains;
 
 std::filesystem::path next_dir() {
   return test::data_dir() / "authors" / "llava_next" / "stage1_mkl";
@@ -43,37 +40,27 @@ std::filesystem::path next2_dir() {
   return test::data_dir() / "authors" / "llava_next" / "stage2_md";
 }
 
-bool contains(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
-
 }  // namespace
 
 TEST_CASE(
     "Trainer: 50 stage-1 steps of the tiny LLaVA-NeXT (image_newline trained) equal PyTorch "
     "running the authors' code",
     "[training]") {
-  const auto doc = read_json(parity_dir() / "next_stage1_steps.json");
+  const auto run = test::load_parity_run("next_stage1_", "next_samples.safetensors");
+  const auto& doc = run.doc;
   REQUIRE(doc.at("stage") == 1);
-  const auto samples_file = models::Checkpoint::open(parity_dir() / "next_samples.safetensors");
-  const auto expected = models::Checkpoint::open(parity_dir() / "next_stage1_final.safetensors");
-  const auto grad0 = models::Checkpoint::open(parity_dir() / "next_stage1_grad0.safetensors");
-  const auto samples = read_samples(samples_file, doc.at("num_samples").get<int64_t>());
   auto model = models::Vlm::load(next_dir());
   REQUIRE(model.dtype() == at::kFloat);
 
   const auto trainable = doc.at("trainable").get<std::vector<std::string>>();
   // The trainable set the authors' stage 1 gives (training/trainable.hpp, v4; r = 8), with
   // image_newline (in no swift group: trained in both stages).
-  const auto set = training::TrainableSet::build(model.config(),
-                                                 {.stage = 1, .peft = std::nullopt, .rope_dim = 8});
-  std::set<std::string> ours;
-  for (const auto& p : set.parameters()) {
-    if (p.trainable) ours.insert(p.name);
-  }
+  const auto ours = test::trainable_names(training::TrainableSet::build(
+      model.config(), {.stage = 1, .peft = std::nullopt, .rope_dim = 8}));
   CHECK(ours == std::set<std::string>(trainable.begin(), trainable.end()));
   CHECK(ours.count("image_newline") == 1);
 
-  const auto schedule = training::LrSchedule::wsd(
-      doc.at("learning_rate").get<double>(), training::WsdSpec{}, doc.at("steps").get<int64_t>());
+  const auto schedule = test::parity_schedule(doc);
   const training::TrainerOptions options = test::trainer_options(doc);
   training::Trainer trainer(
       model, trainable, [&](int64_t t) { return schedule.lr(t); }, options);
@@ -81,9 +68,9 @@ TEST_CASE(
   const auto initial = test::snapshot(trainer);
 
   // Step 0's gradients against theirs (image_newline's included, non-zero).
-  test::check_step0_gradients(model, trainer, samples[0], grad0, "stage 1 llava_next",
+  test::check_step0_gradients(model, trainer, run.samples[0], run.grad0, "stage 1 llava_next",
                               [](const std::string& name) { return name == "image_newline"; });
-  test::check_steps_and_weights(trainer, samples, doc.at("log"), expected, initial,
+  test::check_steps_and_weights(trainer, run.samples, doc.at("log"), run.expected, initial,
                                 "stage 1 llava_next", true);
 }
 
@@ -91,13 +78,10 @@ TEST_CASE(
     "Trainer: 50 stage-2 steps of the tiny LLaVA-NeXT (MLA, decoupled latent, image_newline "
     "trained) equal PyTorch running the authors' code",
     "[training]") {
-  const auto doc = read_json(parity_dir() / "next_stage2_steps.json");
+  const auto run = test::load_parity_run("next_stage2_", "next_samples.safetensors");
+  const auto& doc = run.doc;
   REQUIRE(doc.at("stage") == 2);
   REQUIRE(doc.at("samples") == "next_samples.safetensors");
-  const auto samples_file = models::Checkpoint::open(parity_dir() / "next_samples.safetensors");
-  const auto expected = models::Checkpoint::open(parity_dir() / "next_stage2_final.safetensors");
-  const auto grad0 = models::Checkpoint::open(parity_dir() / "next_stage2_grad0.safetensors");
-  const auto samples = read_samples(samples_file, doc.at("num_samples").get<int64_t>());
   auto model = models::Vlm::load(next2_dir());
   REQUIRE(model.dtype() == at::kFloat);
 
@@ -106,25 +90,21 @@ TEST_CASE(
   const auto set = training::TrainableSet::build(
       model.config(), {.stage = 2, .peft = std::nullopt, .rope_dim = 8, .d_kv = 8});
   REQUIRE(set.options().peft == training::PeftVersion::kV2);
-  std::set<std::string> ours;
-  for (const auto& p : set.parameters()) {
-    if (p.trainable) ours.insert(p.name);
-  }
+  const auto ours = test::trainable_names(set);
   CHECK(ours == std::set<std::string>(trainable.begin(), trainable.end()));
   CHECK(ours.count("image_newline") == 1);
 
-  const auto schedule = training::LrSchedule::wsd(
-      doc.at("learning_rate").get<double>(), training::WsdSpec{}, doc.at("steps").get<int64_t>());
+  const auto schedule = test::parity_schedule(doc);
   training::Trainer trainer(
       model, trainable, [&](int64_t t) { return schedule.lr(t); }, test::trainer_options(doc));
   const auto initial = test::snapshot(trainer);
 
   // Step 0's gradients: both latent branches (image rows through kv_proj_img, text through
   // kv_proj_text) and image_newline non-zero.
-  test::check_step0_gradients(model, trainer, samples[0], grad0, "stage 2 llava_next",
+  test::check_step0_gradients(model, trainer, run.samples[0], run.grad0, "stage 2 llava_next",
                               [](const std::string& name) {
                                 return name == "image_newline" || contains(name, "kv_proj_");
                               });
-  test::check_steps_and_weights(trainer, samples, doc.at("log"), expected, initial,
+  test::check_steps_and_weights(trainer, run.samples, doc.at("log"), run.expected, initial,
                                 "stage 2 llava_next", true);
 }

@@ -36,16 +36,13 @@
 namespace {
 
 using namespace mlab;
+using test::contains;
 using test::parity_dir;
-using test::read_json;
-using test::read_samples;
 
 std::filesystem::path stage1_dir() {
   return test::data_dir() / "authors" / "qwen2_5_vl" / "stage1_mkl";
 }
 std::filesystem::path stage2_dir() { return parity_dir() / "qwen_stage2_md"; }
-
-bool contains(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
 
 // The 50 steps of `prefix`steps.json on `dir`: the trainable set against TrainableSet's, the
 // positions against swift's, step 0's gradients (the merger's and those `must_move` non-zero;
@@ -55,13 +52,11 @@ void check_parity(const std::filesystem::path& dir, const std::string& prefix, i
                   const std::function<bool(const std::string&)>& must_move,
                   const std::function<bool(const std::string&)>& zero,
                   const std::function<double(const std::string&)>& tolerance) {
-  const auto doc = read_json(parity_dir() / (prefix + "steps.json"));
+  const auto run = test::load_parity_run(prefix, "qwen_samples.safetensors");
+  const auto& doc = run.doc;
+  const auto& samples = run.samples;
   REQUIRE(doc.at("stage") == stage);
-  const auto samples_file = models::Checkpoint::open(parity_dir() / "qwen_samples.safetensors");
-  const auto expected = models::Checkpoint::open(parity_dir() / (prefix + "final.safetensors"));
-  const auto grad0 = models::Checkpoint::open(parity_dir() / (prefix + "grad0.safetensors"));
   const int64_t n = doc.at("num_samples").get<int64_t>();
-  const auto samples = read_samples(samples_file, n);
   auto model = models::Vlm::load(dir);
   REQUIRE(model.dtype() == at::kFloat);
   const std::string label = "stage " + std::to_string(stage) + " qwen2_5_vl";
@@ -71,7 +66,7 @@ void check_parity(const std::filesystem::path& dir, const std::string& prefix, i
     INFO("sample " << i);
     REQUIRE(samples[i].inputs.image_grid_thw.defined());
     const auto [pos, next] = model.positions(samples[i].inputs);
-    CHECK(at::equal(pos, samples_file.get(std::to_string(i) + ".position_ids")));
+    CHECK(at::equal(pos, run.samples_file.get(std::to_string(i) + ".position_ids")));
   }
 
   // The trainable set the authors' stage gives (training/trainable.hpp; r = 8, d_kv 8): the
@@ -79,17 +74,12 @@ void check_parity(const std::filesystem::path& dir, const std::string& prefix, i
   const auto trainable = doc.at("trainable").get<std::vector<std::string>>();
   const training::TrainableOptions topt{
       .stage = stage, .peft = std::nullopt, .rope_dim = 8, .d_kv = 8};
-  const auto set = training::TrainableSet::build(model.config(), topt);
-  std::set<std::string> ours;
-  for (const auto& p : set.parameters()) {
-    if (p.trainable) ours.insert(p.name);
-  }
+  const auto ours = test::trainable_names(training::TrainableSet::build(model.config(), topt));
   CHECK(ours == std::set<std::string>(trainable.begin(), trainable.end()));
   CHECK(ours.count("visual.merger.mlp.0.weight") == 1);
   CHECK(ours.count("visual.blocks.0.attn.qkv.weight") == 0);
 
-  const auto schedule = training::LrSchedule::wsd(
-      doc.at("learning_rate").get<double>(), training::WsdSpec{}, doc.at("steps").get<int64_t>());
+  const auto schedule = test::parity_schedule(doc);
   training::Trainer trainer(
       model, trainable, [&](int64_t t) { return schedule.lr(t); }, test::trainer_options(doc));
   // Every other parameter, the vision blocks included, is frozen.
@@ -99,10 +89,10 @@ void check_parity(const std::filesystem::path& dir, const std::string& prefix, i
   }
   const auto initial = test::snapshot(trainer);
   test::check_step0_gradients(
-      model, trainer, samples[0], grad0, label,
+      model, trainer, samples[0], run.grad0, label,
       [&](const std::string& name) { return contains(name, "visual.merger.") || must_move(name); },
       zero);
-  test::check_steps_and_weights(trainer, samples, doc.at("log"), expected, initial, label, true,
+  test::check_steps_and_weights(trainer, samples, doc.at("log"), run.expected, initial, label, true,
                                 tolerance);
 }
 

@@ -31,13 +31,9 @@ namespace {
 
 using namespace mlab;
 using test::backward;
-using test::parity_dir;
-using test::read_json;
-using test::read_samples;
+using test::contains;
 
 std::filesystem::path stage2_dir() { return test::data_dir() / "authors" / "llava" / "stage2_md"; }
-
-bool contains(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
 
 }  // namespace
 
@@ -45,12 +41,9 @@ TEST_CASE(
     "Trainer: 50 stage-2 steps of the tiny LLaVA (MLA, decoupled latent) equal PyTorch "
     "running the authors' code",
     "[training]") {
-  const auto doc = read_json(parity_dir() / "stage2_steps.json");
+  const auto run = test::load_parity_run("stage2_", "samples.safetensors");
+  const auto& doc = run.doc;
   REQUIRE(doc.at("stage") == 2);
-  const auto samples_file = models::Checkpoint::open(parity_dir() / "samples.safetensors");
-  const auto expected = models::Checkpoint::open(parity_dir() / "stage2_final.safetensors");
-  const auto grad0 = models::Checkpoint::open(parity_dir() / "stage2_grad0.safetensors");
-  const auto samples = read_samples(samples_file, doc.at("num_samples").get<int64_t>());
   auto model = models::Vlm::load(stage2_dir());
   REQUIRE(model.dtype() == at::kFloat);
 
@@ -59,10 +52,7 @@ TEST_CASE(
   const auto set = training::TrainableSet::build(
       model.config(), {.stage = 2, .peft = std::nullopt, .rope_dim = 8, .d_kv = 8});
   REQUIRE(set.options().peft == training::PeftVersion::kV2);
-  std::set<std::string> ours;
-  for (const auto& p : set.parameters()) {
-    if (p.trainable) ours.insert(p.name);
-  }
+  const auto ours = test::trainable_names(set);
   CHECK(ours == std::set<std::string>(trainable.begin(), trainable.end()));
 
   // Both latent branches of every layer are model parameters (MlaAttention::for_each_parameter).
@@ -81,8 +71,7 @@ TEST_CASE(
     }
   }
 
-  const auto schedule = training::LrSchedule::wsd(
-      doc.at("learning_rate").get<double>(), training::WsdSpec{}, doc.at("steps").get<int64_t>());
+  const auto schedule = test::parity_schedule(doc);
   const training::TrainerOptions options = test::trainer_options(doc);
   training::Trainer trainer(
       model, trainable, [&](int64_t t) { return schedule.lr(t); }, options);
@@ -91,10 +80,10 @@ TEST_CASE(
 
   // Step 0's gradients against theirs, branch by branch: image tokens train kv_proj_img, text
   // tokens kv_proj_text, both non-zero.
-  test::check_step0_gradients(model, trainer, samples[0], grad0, "stage 2 llava",
+  test::check_step0_gradients(model, trainer, run.samples[0], run.grad0, "stage 2 llava",
                               [](const std::string& name) { return contains(name, "kv_proj_"); });
-  test::check_steps_and_weights(trainer, samples, doc.at("log"), expected, initial, "stage 2 llava",
-                                true);
+  test::check_steps_and_weights(trainer, run.samples, doc.at("log"), run.expected, initial,
+                                "stage 2 llava", true);
 }
 
 TEST_CASE("Trainer stage 2: a text-only batch trains kv_proj_text and leaves kv_proj_img alone",

@@ -12,6 +12,7 @@
 #include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -19,7 +20,9 @@
 #include "models/runtime/vlm.hpp"
 #include "tests/support/catch_torch.hpp"
 #include "tests/vlm/vlm_test_support.hpp"
+#include "training/lr_schedule.hpp"
 #include "training/train_batch.hpp"
+#include "training/trainable.hpp"
 #include "training/trainer.hpp"
 
 namespace mlab::test {
@@ -56,6 +59,47 @@ inline std::vector<training::TrainBatch> read_samples(const models::Checkpoint& 
     out.push_back(std::move(b));
   }
   return out;
+}
+
+// One generator run: its log `prefix`steps.json, the samples it trained on (`samples_name`, read
+// as `samples`), its final trainable weights `prefix`final.safetensors and step 0's gradients
+// `prefix`grad0.safetensors.
+struct ParityRun {
+  nlohmann::json doc;
+  models::Checkpoint samples_file;
+  models::Checkpoint expected;
+  models::Checkpoint grad0;
+  std::vector<training::TrainBatch> samples;
+};
+
+inline ParityRun load_parity_run(const std::string& prefix, const std::string& samples_name) {
+  auto doc = read_json(parity_dir() / (prefix + "steps.json"));
+  auto samples_file = models::Checkpoint::open(parity_dir() / samples_name);
+  auto expected = models::Checkpoint::open(parity_dir() / (prefix + "final.safetensors"));
+  auto grad0 = models::Checkpoint::open(parity_dir() / (prefix + "grad0.safetensors"));
+  auto samples = read_samples(samples_file, doc.at("num_samples").get<int64_t>());
+  return {std::move(doc), std::move(samples_file), std::move(expected), std::move(grad0),
+          std::move(samples)};
+}
+
+// The names `set` marks trainable.
+inline std::set<std::string> trainable_names(const training::TrainableSet& set) {
+  std::set<std::string> names;
+  for (const auto& p : set.parameters()) {
+    if (p.trainable) names.insert(p.name);
+  }
+  return names;
+}
+
+// The generator's schedule: their WSD (training/lr_schedule.hpp) at the log's learning_rate over
+// its steps.
+inline training::LrSchedule parity_schedule(const nlohmann::json& doc) {
+  return training::LrSchedule::wsd(doc.at("learning_rate").get<double>(), training::WsdSpec{},
+                                   doc.at("steps").get<int64_t>());
+}
+
+inline bool contains(const std::string& s, const char* part) {
+  return s.find(part) != std::string::npos;
 }
 
 // The optimiser settings of a generator log (torch.optim.AdamW's and clip_grad_norm_'s).
