@@ -10,15 +10,11 @@
 // (inputs, outputs, timings, the held-out loss of its model); --resume skips finished steps and
 // resumes an unfinished training step from its latest checkpoint (docs/training.md).
 #include <ATen/Parallel.h>
-#include <ftw.h>
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <array>
-#include <cerrno>
 #include <chrono>
 #include <cmath>
-#include <cstring>
 #include <ctime>
 #include <fstream>
 #include <iterator>
@@ -63,19 +59,6 @@ const std::vector<AuthorsDefaults>& authors_defaults() {
       {"llava_next", 128, 5e-6, {{32, 5e-6}, {64, 1e-6}, {128, 8e-7}}},
       {"qwen2_5_vl", 128, 1e-5, {{32, 5e-5}, {64, 1e-5}, {128, 5e-6}}}};
   return table;
-}
-
-// Removes `dir` and everything below it (no-op when absent). Not std::filesystem::remove_all,
-// for the reason training/train_checkpoint.cpp gives (libtorch.so's exported copy crashes on a
-// non-empty directory).
-void remove_tree(const fs::path& dir) {
-  struct stat st {};
-  if (::lstat(dir.c_str(), &st) != 0) return;
-  const int rc = ::nftw(
-      dir.c_str(),
-      [](const char* path, const struct stat*, int, struct FTW*) { return ::remove(path); }, 16,
-      FTW_DEPTH | FTW_PHYS);
-  MLAB_CHECK(rc == 0, dir.string(), ": cannot remove (", std::strerror(errno), ")");
 }
 
 std::string utc_now() {
@@ -303,7 +286,7 @@ void Pipeline::convert_step(std::size_t index, const fs::path& source, int stage
   }
   announce(index, what + " -> " + dir.string());
   const auto t0 = std::chrono::steady_clock::now();
-  remove_tree(tmp);
+  training::remove_tree(tmp);
   const int rc = run_convert(c, out_);
   finalize_converted(tmp, dir);
   // The output is complete only once renamed: a killed conversion leaves only the .tmp dir.

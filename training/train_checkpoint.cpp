@@ -31,6 +31,8 @@ bool is_weight_file(const std::string& name) {
 
 bool is_state_file(const std::string& name) { return name.rfind("trainer_state.", 0) == 0; }
 
+}  // namespace
+
 // Removes `dir` and everything below it (no-op when absent). Not std::filesystem::remove_all:
 // libtorch.so exports its own copy of that symbol, which the binary binds to, and it crashes
 // (a call through a null pointer) on a non-empty directory such as the .checkpoint-N.tmp a
@@ -44,8 +46,6 @@ void remove_tree(const fs::path& dir) {
       FTW_DEPTH | FTW_PHYS);
   MLAB_CHECK(rc == 0, dir.string(), ": cannot remove (", std::strerror(errno), ")");
 }
-
-}  // namespace
 
 fs::path save_train_checkpoint(const fs::path& out, const fs::path& source, const Trainer& trainer,
                                nlohmann::json state) {

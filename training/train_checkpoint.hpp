@@ -31,4 +31,10 @@ std::optional<std::filesystem::path> latest_train_checkpoint(const std::filesyst
 // does not fit the trainer's parameters.
 nlohmann::json load_train_state(const std::filesystem::path& dir, Trainer& trainer);
 
+// Removes `dir` and everything below it (no-op when absent); throws mlab::Error naming the dir
+// when it cannot. Use it, not std::filesystem::remove_all, wherever the binary removes a tree:
+// that symbol binds to libtorch.so's copy, which crashes on a non-empty directory
+// (train_checkpoint.cpp).
+void remove_tree(const std::filesystem::path& dir);
+
 }  // namespace mlab::training
