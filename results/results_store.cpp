@@ -204,6 +204,46 @@ constexpr const char* kRunColumns =
     "finished_at";
 constexpr const char* kNow = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 
+// A new row of `table` (runs or train_runs: the same columns) for `info`, started now; its id.
+// Call inside a transaction.
+int64_t insert_run(sqlite3* db, const fs::path& path, const char* table, const RunInfo& info,
+                   const std::string& what) {
+  Stmt insert(db, path,
+              str_cat("INSERT INTO ", table,
+                      " (name, git_sha, torch_version, device, threads, seed, config_json, "
+                      "started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ",
+                      kNow, ")"),
+              what);
+  insert.bind(1, info.name)
+      .bind(2, info.git_sha)
+      .bind(3, info.torch_version)
+      .bind(4, info.device)
+      .bind(5, static_cast<int64_t>(info.threads))
+      .bind(6, info.seed)
+      .bind(7, info.config.dump());
+  insert.step();
+  return sqlite3_last_insert_rowid(db);
+}
+
+// Stamps finished_at of run `run` of `table`; `noun` ("run", "training run") names it in errors.
+void finish_run_in(sqlite3* db, const fs::path& path, const char* table, const char* noun,
+                   int64_t run) {
+  const std::string what = str_cat("finishing ", noun, " ", run);
+  transaction(db, path, what, [&] {
+    Stmt s(db, path, str_cat("UPDATE ", table, " SET finished_at = ", kNow, " WHERE id = ?"), what);
+    s.bind(1, run).step();
+    MLAB_CHECK(sqlite3_changes(db) == 1, path.string(), ": no ", noun, " with id ", run);
+  });
+}
+
+// Every row of `table` (runs or train_runs), in id order.
+std::vector<RunRow> list_runs(sqlite3* db, const fs::path& path, const char* table) {
+  Stmt s(db, path, str_cat("SELECT ", kRunColumns, " FROM ", table, " ORDER BY id"));
+  std::vector<RunRow> out;
+  while (s.step()) out.push_back(read_run(s));
+  return out;
+}
+
 }  // namespace
 
 std::string first_json_difference(const json& stored, const json& now) {
@@ -348,20 +388,7 @@ int64_t ResultsStore::begin_run(const RunInfo& info) {
                  "); give the run another name or use the same config");
       return stored.id;
     }
-    Stmt insert(db_.get(), path_,
-                str_cat("INSERT INTO runs (name, git_sha, torch_version, device, threads, seed, "
-                        "config_json, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ",
-                        kNow, ")"),
-                what);
-    insert.bind(1, info.name)
-        .bind(2, info.git_sha)
-        .bind(3, info.torch_version)
-        .bind(4, info.device)
-        .bind(5, static_cast<int64_t>(info.threads))
-        .bind(6, info.seed)
-        .bind(7, info.config.dump());
-    insert.step();
-    return sqlite3_last_insert_rowid(db_.get());
+    return insert_run(db_.get(), path_, "runs", info, what);
   });
 }
 
@@ -380,22 +407,9 @@ int64_t ResultsStore::require_run(const std::string& name) const {
             ")");
 }
 
-void ResultsStore::finish_run(int64_t run) {
-  const std::string what = str_cat("finishing run ", run);
-  transaction(db_.get(), path_, what, [&] {
-    Stmt s(db_.get(), path_, str_cat("UPDATE runs SET finished_at = ", kNow, " WHERE id = ?"),
-           what);
-    s.bind(1, run).step();
-    MLAB_CHECK(sqlite3_changes(db_.get()) == 1, path_.string(), ": no run with id ", run);
-  });
-}
+void ResultsStore::finish_run(int64_t run) { finish_run_in(db_.get(), path_, "runs", "run", run); }
 
-std::vector<RunRow> ResultsStore::runs() const {
-  Stmt s(db_.get(), path_, str_cat("SELECT ", kRunColumns, " FROM runs ORDER BY id"));
-  std::vector<RunRow> out;
-  while (s.step()) out.push_back(read_run(s));
-  return out;
-}
+std::vector<RunRow> ResultsStore::runs() const { return list_runs(db_.get(), path_, "runs"); }
 
 RunRow ResultsStore::run(int64_t run) const {
   Stmt s(db_.get(), path_, str_cat("SELECT ", kRunColumns, " FROM runs WHERE id = ?"));
@@ -571,20 +585,7 @@ int64_t ResultsStore::begin_train_run(const RunInfo& info, int64_t first_step) {
       }
       return id;
     }
-    Stmt insert(db_.get(), path_,
-                str_cat("INSERT INTO train_runs (name, git_sha, torch_version, device, threads, "
-                        "seed, config_json, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ",
-                        kNow, ")"),
-                what);
-    insert.bind(1, info.name)
-        .bind(2, info.git_sha)
-        .bind(3, info.torch_version)
-        .bind(4, info.device)
-        .bind(5, static_cast<int64_t>(info.threads))
-        .bind(6, info.seed)
-        .bind(7, info.config.dump());
-    insert.step();
-    return sqlite3_last_insert_rowid(db_.get());
+    return insert_run(db_.get(), path_, "train_runs", info, what);
   });
 }
 
@@ -609,21 +610,12 @@ void ResultsStore::add_train_step(int64_t run, const TrainStepRow& row) {
 }
 
 void ResultsStore::finish_train_run(int64_t run) {
-  const std::string what = str_cat("finishing training run ", run);
-  transaction(db_.get(), path_, what, [&] {
-    Stmt s(db_.get(), path_,
-           str_cat("UPDATE train_runs SET finished_at = ", kNow, " WHERE id = ?"), what);
-    s.bind(1, run).step();
-    MLAB_CHECK(sqlite3_changes(db_.get()) == 1, path_.string(), ": no training run with id ", run);
-  });
+  finish_run_in(db_.get(), path_, "train_runs", "training run", run);
 }
 
 std::vector<RunRow> ResultsStore::train_runs() const {
   if (version_ < 4) return {};
-  Stmt s(db_.get(), path_, str_cat("SELECT ", kRunColumns, " FROM train_runs ORDER BY id"));
-  std::vector<RunRow> out;
-  while (s.step()) out.push_back(read_run(s));
-  return out;
+  return list_runs(db_.get(), path_, "train_runs");
 }
 
 std::vector<TrainStepRow> ResultsStore::train_steps(int64_t run) const {
