@@ -160,8 +160,18 @@ int run_training(const TrainOptions& o, std::ostream& std_out) {
   }
   if (o.dtype != "auto" && !o.dtype.empty()) vo.dtype = models::parse_compute_dtype(o.dtype);
   auto model = models::Vlm::load(load_dir, vo);
+  // --activation-checkpointing: each decoder layer recomputed in the backward (the rerun's
+  // caches of the model's attention implementation, as prefill() makes them).
+  model.decoder().set_activation_checkpointing(o.activation_checkpointing,
+                                               model.options().attention);
 
+  // Without --max-length, the model's positions bound a record (a longer one would run past
+  // max_position_embeddings silently).
   training::TrainDataOptions dopt{.image_root = o.image_root, .max_length = o.max_length};
+  if (dopt.max_length <= 0) {
+    dopt.max_length = model.config().text.max_position_embeddings;
+    dopt.max_length_name = "the model's max_position_embeddings";
+  }
   training::TrainData data = training::read_train_data(o.data, dopt);
   int64_t skipped = 0;
   for (const auto& s : data.skipped) {

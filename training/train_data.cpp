@@ -152,7 +152,7 @@ TrainBatch make_train_batch(const models::Vlm& model, const std::vector<prompt::
   const at::Tensor ids = batch.inputs.input_ids;
   const int64_t L = ids.size(1);
   MLAB_CHECK(options.max_length <= 0 || L <= options.max_length, L,
-             " tokens, over --max-length ", options.max_length);
+             " tokens, over ", options.max_length_name, " ", options.max_length);
   // The image token counts prepare used: the runs of the placeholder id, in order.
   const auto family = prompt::family_from_name(models::family_name(model.config().family));
   const int64_t placeholder = prompt::image_placeholder_id(model.tokenizer(), family);

@@ -26,6 +26,7 @@ struct TrainRecord {
 struct TrainDataOptions {
   std::filesystem::path image_root;  // "" : the data file's directory
   int64_t max_length = 0;            // > 0: records whose ids are longer are skipped
+  std::string max_length_name = "--max-length";  // what the skip reason calls the limit
 };
 
 struct SkippedRecord {

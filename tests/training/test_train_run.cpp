@@ -150,6 +150,31 @@ TEST_CASE("train: bad records are skipped and counted; --strict makes them fatal
   CHECK(r.err.find("record no_image: missing image") != std::string::npos);
 }
 
+TEST_CASE("train: a record longer than the model's positions or --max-length is skipped, named",
+          "[training][cli]") {
+  const auto dir = test::scratch_dir("train_long");
+  std::string words;
+  for (int i = 0; i < 400; ++i) words += " red blue";  // ~800 tokens > 512 positions
+  const fs::path data = write_dataset(
+      dir / "data", {json{{"id", "long"},
+                          {"image", "img/tiny.png"},
+                          {"conversations",
+                           {{{"from", "human"}, {"value", "<image>\nName them:" + words}},
+                            {{"from", "gpt"}, {"value", "Colours."}}}}}});
+  // The fixture's config has max_position_embeddings 512.
+  // 8 steps of one record: the whole shuffled epoch of 8 is encoded.
+  auto r = test::run_mla_bench(test::train_command(1, kModel, data, dir / "out") + " --steps 8");
+  INFO(r.out << r.err);
+  CHECK(r.code == 0);
+  CHECK(r.out.find("skipping record long: ") != std::string::npos);
+  CHECK(r.out.find("tokens, over the model's max_position_embeddings 512") != std::string::npos);
+  r = test::run_mla_bench(test::train_command(1, kModel, data, dir / "out2") +
+                          " --steps 8 --max-length 40 --strict");
+  CHECK(r.code == 1);
+  CHECK(r.err.find("record ") != std::string::npos);
+  CHECK(r.err.find("tokens, over --max-length 40") != std::string::npos);
+}
+
 TEST_CASE("train: a model of another stage is refused", "[training][cli]") {
   const auto dir = test::scratch_dir("train_stage");
   const fs::path data = write_dataset(dir / "data");
