@@ -215,6 +215,10 @@ struct Cli {
     train->add_option("--max-length", tr->max_length, "Skip records longer than this (tokens)");
     train->add_flag("--resume", tr->resume, "Continue from the latest checkpoint in --out");
     train->add_flag("--strict", tr->strict, "A bad record is fatal (exit 1 naming it)");
+    train->add_flag("--activation-checkpointing", tr->activation_checkpointing,
+                    "Keep no activations inside the decoder layers; the backward recomputes "
+                    "each layer (HF gradient_checkpointing: same losses, less memory, about one "
+                    "more forward of compute)");
     train->add_option("--db", tr->db,
                       "Results database (e.g. results.sqlite, as eval's): a training run and one "
                       "row per step (loss, lr, grad norm, tokens/s), drawn by `mla-bench "

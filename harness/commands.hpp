@@ -195,6 +195,7 @@ struct TrainOptions {
   bool strict = false;               // a bad record is fatal
   std::string device = "cpu";
   std::string dtype = "auto";
+  bool activation_checkpointing = false;  // recompute each decoder layer in the backward
   // The results store (docs/training.md): a training run and one row per optimizer step.
   std::filesystem::path db;  // "": none (train_log.jsonl only)
   std::string run_name;      // "": "train:<absolute --out dir>"

@@ -1,8 +1,10 @@
 #include "models/runtime/text_decoder.hpp"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include "core/error.hpp"
+#include "models/runtime/activation_checkpoint.hpp"
 #include "models/nn/nn.hpp"
 #include "models/runtime/gqa_attention.hpp"
 #include "models/runtime/mla_attention.hpp"
@@ -31,6 +33,18 @@ DecoderLayer load_layer(Weights& w, const TextConfig& c, const std::optional<Mla
     layer.down_bias = w.take(prefix + "mlp.down_proj.bias", {E});
   }
   return layer;
+}
+
+// One pre-norm block (the Llama / Qwen2 decoder layer): attention, then the SwiGLU MLP, each
+// added to the residual stream.
+at::Tensor layer_forward(const DecoderLayer& layer, const at::Tensor& h, const RopeTables& rope,
+                         const TokenInfo& tokens, KvCache& cache, double eps) {
+  const at::Tensor a =
+      h + layer.attention->forward(nn::rms_norm(h, layer.input_norm, eps), rope, tokens, cache);
+  const at::Tensor x = nn::rms_norm(a, layer.post_attention_norm, eps);
+  const at::Tensor act = at::silu(nn::linear(x, layer.gate, layer.gate_bias)) *
+                         nn::linear(x, layer.up, layer.up_bias);
+  return a + nn::linear(act, layer.down, layer.down_bias);
 }
 
 }  // namespace
@@ -81,14 +95,41 @@ at::Tensor TextDecoder::forward(at::Tensor h, const RopeTables& rope, const Toke
   TORCH_CHECK(caches.size() == layers_.size(), "TextDecoder::forward: ", caches.size(),
               " caches for ", layers_.size(), " layers");
   const double eps = config_.rms_norm_eps;
+  const bool checkpoint = checkpoint_impl_.has_value() && at::GradMode::is_enabled();
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     const DecoderLayer& layer = layers_[i];
-    h = h +
-        layer.attention->forward(nn::rms_norm(h, layer.input_norm, eps), rope, tokens, *caches[i]);
-    const at::Tensor x = nn::rms_norm(h, layer.post_attention_norm, eps);
-    const at::Tensor act = at::silu(nn::linear(x, layer.gate, layer.gate_bias)) *
-                           nn::linear(x, layer.up, layer.up_bias);
-    h = h + nn::linear(act, layer.down, layer.down_bias);
+    if (!checkpoint) {
+      h = layer_forward(layer, h, rope, tokens, *caches[i], eps);
+      continue;
+    }
+    // Activation checkpointing (HF gradient_checkpointing: each decoder layer under
+    // torch.utils.checkpoint): the forward appends to the caller's cache, the backward's rerun
+    // to a fresh cache of the layer's own kind, so both attend over the same tokens. That holds
+    // only when the caller's cache starts empty (a training forward's throwaway caches).
+    MLAB_CHECK(caches[i]->tokens() == 0,
+               "activation checkpointing needs empty caches (a one-shot forward), layer ", i,
+               " holds ", caches[i]->tokens(), " tokens");
+    std::vector<at::Tensor> params;
+    const_cast<DecoderLayer&>(layer).attention->for_each_parameter(
+        "", [&](const std::string&, at::Tensor& t) {
+          if (t.requires_grad()) params.push_back(t);
+        });
+    for (const at::Tensor* t : {&layer.input_norm, &layer.post_attention_norm, &layer.gate,
+                                &layer.up, &layer.down}) {
+      if (t->requires_grad()) params.push_back(*t);
+    }
+    for (const auto* b : {&layer.gate_bias, &layer.up_bias, &layer.down_bias}) {
+      if (*b && (*b)->requires_grad()) params.push_back(**b);
+    }
+    KvCache* cache = caches[i].get();
+    const AttentionImpl impl = *checkpoint_impl_;
+    // rope and tokens by value: the backward runs after this frame is gone.
+    h = checkpointed(h, params,
+                     [&layer, rope, tokens, cache, impl, eps](const at::Tensor& x, bool recompute) {
+                       if (!recompute) return layer_forward(layer, x, rope, tokens, *cache, eps);
+                       const auto fresh = layer.attention->make_cache(impl, x.size(1));
+                       return layer_forward(layer, x, rope, tokens, *fresh, eps);
+                     });
   }
   return nn::rms_norm(h, norm_, eps);
 }

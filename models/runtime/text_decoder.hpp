@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,17 @@ class TextDecoder {
   // visited twice), in that order (training, F8).
   void for_each_parameter(const ParameterVisitor& visit);
 
+  // Activation checkpointing (F8, `mla-bench train --activation-checkpointing`; HF's
+  // gradient_checkpointing): with it on and grad mode on, forward() keeps no activations inside
+  // the layers (each layer's input only) and the backward reruns each layer into a fresh cache
+  // of the layer's own kind (attention make_cache with `impl`, the caller's cache
+  // implementation). Needs empty caches from make_caches() without a factory (a training forward).
+  // Off by default; without grad mode forward() is the same either way.
+  void set_activation_checkpointing(bool on, AttentionImpl impl) {
+    checkpoint_impl_ = on ? std::optional<AttentionImpl>(impl) : std::nullopt;
+  }
+  bool activation_checkpointing() const { return checkpoint_impl_.has_value(); }
+
   const TextConfig& config() const { return config_; }
   std::vector<DecoderLayer>& layers() { return layers_; }
   const std::vector<DecoderLayer>& layers() const { return layers_; }
@@ -73,6 +85,7 @@ class TextDecoder {
   std::vector<DecoderLayer> layers_;
   at::Tensor norm_;     // any [E]
   at::Tensor lm_head_;  // any [V, E]
+  std::optional<AttentionImpl> checkpoint_impl_;  // set: activation checkpointing on
 };
 
 }  // namespace mlab::models
