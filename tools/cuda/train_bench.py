@@ -308,6 +308,8 @@ def main():
     ap.add_argument("--dtype", default="bfloat16")
     ap.add_argument("--phase-steps", type=int, default=0,
                     help="also time the phases of N steps (device synchronised between phases; a second run)")
+    ap.add_argument("--checkpointing", action="store_true",
+                    help="also run ours with --activation-checkpointing (row 'ours_activation_checkpointing')")
     ap.add_argument("--free-base", action="store_true",
                     help="delete the base checkpoint after the peer ran (disk: base + stage 2 + a checkpoint)")
     ap.add_argument("--skip", default="", help="comma list: ours,peer")
@@ -379,6 +381,22 @@ def main():
                             rows.setdefault(k, []).append(float(v[:-2]) / 1e3)
                 ours["phases"] = {k: statistics.median(v) for k, v in rows.items()}
             result["ours"] = ours
+            if a.checkpointing:  # the same steps with --activation-checkpointing
+                cdir = a.work / "ours_ckpt"
+                subprocess.run(["rm", "-rf", str(cdir)])
+                try:
+                    run([a.mla_bench, "train", "--stage", 2, "--model", s2, "--data", data, "--out", cdir,
+                         "--steps", a.steps, "--lr", "1e-5", "--device", a.device, "--dtype", a.dtype,
+                         "--activation-checkpointing"], log, 1800)
+                except RuntimeError as e:
+                    result["ours_checkpointing_checkpoint_error"] = str(e)[-500:]
+                rows = [json.loads(x) for x in (cdir / "train_log.jsonl").read_text().splitlines() if x.strip()]
+                el = [r["elapsed_s"] for r in rows]
+                times = [el[0]] + [el[i] - el[i - 1] for i in range(1, len(el))]
+                ck = summarise(times, [r["tokens"] for r in rows], a.warmup)
+                ck.update(step_seconds=times, losses=[r["loss"] for r in rows],
+                          peak_bytes=max((r.get("cuda_peak_bytes", -1) for r in rows), default=-1))
+                result["ours_activation_checkpointing"] = ck
         if "ours" in result and "peer" in result:
             result["speedup"] = result["ours"]["tokens_per_second"] / result["peer"]["tokens_per_second"]
     except Exception as e:  # recorded, the partial result is still written
@@ -386,7 +404,7 @@ def main():
     vgc.write_json(a.out / "train_bench.json", result)
     lines = [f"# F8 stage-2 training step: {NAME} (random weights, real config, layers: {result['layers']})", "",
              "| side | tokens/step | median step s | tokens/s | peak GiB |", "|---|---|---|---|---|"]
-    for side in ("ours", "peer"):
+    for side in ("ours", "ours_activation_checkpointing", "peer"):
         if side in result:
             r = result[side]
             lines.append(f"| {side} | {r['tokens_per_step']:.0f} | {r['median_step_seconds']:.3f} | "
