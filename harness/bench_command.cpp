@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <ostream>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,18 @@ int run_bench(const BenchOptions& o, std::ostream& out) {
   if (o.format != "console" && o.format != "json" && o.format != "csv") {
     throw UsageError("mla-bench bench: --format must be console, json or csv, got '" + o.format +
                      "'");
+  }
+  // F11 D14: Google Benchmark prints "Could not compile benchmark re" for a bad --filter and
+  // still exits 0; check it here as its re.h does (std::regex, POSIX extended; a leading '-'
+  // negates the filter, benchmark.cc FindBenchmarksInternal).
+  if (!o.filter.empty()) {
+    const std::string spec = o.filter[0] == '-' ? o.filter.substr(1) : o.filter;
+    try {
+      std::regex re(spec, std::regex_constants::extended);
+    } catch (const std::regex_error& e) {
+      throw UsageError("mla-bench bench: --filter '" + o.filter +
+                       "' is not a valid regular expression (POSIX extended): " + e.what());
+    }
   }
   std::vector<fs::path> executables;
   if (fs::is_directory(o.bench_dir)) {

@@ -3,8 +3,12 @@
 #include <c10/util/Exception.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -131,6 +135,11 @@ struct Cli {
         ->add_option("--calib-samples,--calib-limit", conv->calib_samples,
                      "Calibration samples: the first N of the dataset in seeded random order (0: "
                      "all; the authors' total_num)")
+        ->check(CLI::Validator(
+            [](std::string& v) {
+              return v.empty() || v[0] != '-' ? std::string() : "must be >= 0 (0: all), got " + v;
+            },
+            "N>=0"))  // F11 D14 (0 stays "all", as documented)
         ->capture_default_str();
     convert
         ->add_option("--calib-seed", conv->calib_seed,
@@ -318,7 +327,12 @@ struct Cli {
                      "method_spec, else full");
     eval->add_option("--db", ev->db, "Results database (SQLite)")->capture_default_str();
     eval->add_option("--run-name", ev->run_name, "Run name; a rerun with the same name resumes");
-    eval->add_option("--limit", ev->limit, "At most N samples per task (0: all)");
+    eval->add_option("--limit", ev->limit, "At most N samples per task (0: all)")
+        ->check(CLI::Validator(
+            [](std::string& v) {
+              return v.empty() || v[0] != '-' ? std::string() : "must be >= 0 (0: all), got " + v;
+            },
+            "N>=0"));  // F11 D14
     eval->add_option("--batch-size", ev->batch_size, "Samples per batch (left padded)")
         ->capture_default_str();
     eval->add_option("--device", ev->device, "cpu | cuda")->capture_default_str();
@@ -346,7 +360,36 @@ struct Cli {
         ->capture_default_str();
     eval->add_option("--paper-row", ev->paper_row,
                      "The paper table cell row this run fills, e.g. table1/llava15_7b/original "
-                     "(see: mla-bench report)");
+                     "(see: mla-bench report)")
+        // F11 D14: an unknown table or row is refused at parse time (exit 2), also with
+        // --methods (then eval itself never reads the table); configs/paper/table<N>.json.
+        ->check(CLI::Validator(
+            [](std::string& row) -> std::string {
+              const auto slash = row.find('/');
+              const auto dir = std::filesystem::path(MLAB_SOURCE_DIR) / "configs" / "paper";
+              const std::string tables = "tables: table1, table2, table3, table4";
+              if (row.rfind("table", 0) != 0 || slash == std::string::npos) {
+                return "must be table<N>/<row id> (e.g. table1/llava15_7b/original; " + tables +
+                       "), got '" + row + "'";
+              }
+              const auto file = dir / (row.substr(0, slash) + ".json");
+              std::ifstream in(file);
+              if (!in.good()) {
+                return "'" + row + "': no table " + row.substr(0, slash) + " (" + tables + ")";
+              }
+              const auto table = nlohmann::json::parse(in, nullptr, false);
+              std::vector<std::string> ids;
+              if (table.is_object() && table.contains("rows") && table.at("rows").is_array()) {
+                for (const auto& r : table.at("rows")) {
+                  if (r.is_object()) ids.push_back(r.value("id", std::string()));
+                }
+              }
+              const std::string id = row.substr(slash + 1);
+              if (std::find(ids.begin(), ids.end(), id) != ids.end()) return {};
+              return "'" + row + "': " +
+                     unknown_name_message("row of " + row.substr(0, slash), id, ids);
+            },
+            "TABLE/ROW"));
     eval->add_option("--series", ev->series,
                      "Dashboard series this run belongs to (e.g. nightly-llava); default: model "
                      "+ methods + dtype");

@@ -4,7 +4,7 @@
 // "table<N>/<row id>"); a measured cell then shows the paper's number, the run's value (the
 // metric times the column's scale) and the difference (run - paper). Avg. is the mean of the
 // row's benchmarks (those the paper does not print as "-"), shown only when the run has them all.
-// Without --db, or when the file does not exist, every measured cell says "no run".
+// Without --db every measured cell says "no run"; a --db that does not exist is an error (exit 1).
 // Everything table-specific lives in the JSON: the columns (plain or measured, a benchmark's task
 // and metric, the benchmarks an average covers), the rows and their cells, caption and notes.
 // Formats: md and csv (one block per table), html (one complete page, a <section> per table).
@@ -430,6 +430,11 @@ int run_report(const ReportOptions& o, std::ostream& out) {
     throw UsageError("mla-bench report: unknown --format '" + o.format +
                      "' (accepted: " + accepted(kFormats) + ")");
   }
+
+  // F11 D14: a --db that does not exist is a mistake (a typo), not "paper numbers only"; it is
+  // never created (the store would open it read-only anyway).
+  MLAB_CHECK(o.db.empty() || std::filesystem::exists(o.db), o.db.string(),
+             ": no such results database (--db); leave --db out for the paper numbers only");
 
   std::vector<Report> reports;
   for (const int table : tables) {

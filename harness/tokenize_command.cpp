@@ -40,6 +40,10 @@ int run_tokenize(const TokenizeOptions& options, std::ostream& out) {
   if (!options.text.empty() && !options.input.empty()) {
     throw UsageError("mla-bench tokenize: give --text or --input, not both");
   }
+  if (options.text.empty() && options.input.empty()) {  // F11 D14: nothing to tokenize
+    throw UsageError("mla-bench tokenize: give --text TEXT or --input FILE (nothing to " +
+                     std::string(options.decode ? "decode" : "encode") + ")");
+  }
   const auto tok = Tokenizer::from_file(options.tokenizer);
   const bool add_special = !options.no_special;
   if (options.input.empty()) {

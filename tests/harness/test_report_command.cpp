@@ -217,8 +217,12 @@ TEST_CASE("report: every published number, no run without a database", "[harness
       }
     }
   }
-  // A database path that does not exist is no error.
-  const auto r = mlab::test::run_mla_bench("report --table 1 --db /nonexistent/results.sqlite");
+  // A database path that does not exist is a mistake (F11 D14: exit 1 naming it); without --db
+  // every measured cell says "no run".
+  auto r = mlab::test::run_mla_bench("report --table 1 --db /nonexistent/results.sqlite");
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Contains("/nonexistent/results.sqlite"));
+  r = mlab::test::run_mla_bench("report --table 1");
   CHECK(r.code == 0);
   CHECK_THAT(line_of(r.out, "| llava15_7b/original |"), Contains("63.89 / no run"));
 }
