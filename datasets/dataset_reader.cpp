@@ -92,8 +92,7 @@ bool DatasetReader::next(Sample& sample) {
     got = true;
   }
   if (!got) {
-    MLAB_CHECK(rows_ == info_.samples, reader_->path().string(), ": holds ", rows_,
-               " samples, dataset.json says ", info_.samples, " (truncated export?)");
+    check_sample_count(rows_);
     return false;
   }
   sample.row = rows_++;
@@ -102,6 +101,32 @@ bool DatasetReader::next(Sample& sample) {
     if (sample.id.empty()) sample.id = "line " + std::to_string(reader_->line());
   }
   return true;
+}
+
+// The count check of docs/formats.md: samples.jsonl holds exactly dataset.json's 'samples'
+// records (next() applies it at the end of the file, check_count() before a run).
+void DatasetReader::check_sample_count(std::int64_t found) const {
+  MLAB_CHECK(found == info_.samples, reader_->path().string(), ": holds ", found,
+             " samples, dataset.json says ", info_.samples, " (", (dir_ / "dataset.json").string(),
+             found < info_.samples ? "; truncated export?)" : "; more records than it counts)");
+}
+
+void DatasetReader::check_count() const {
+  // Every non-blank line is a record; a malformed one still counts (under skip_bad it is a
+  // failed sample, without it next() rejects it where it stands).
+  JsonlReader lines(reader_->path());
+  std::int64_t found = 0;
+  json line;
+  for (;;) {
+    const std::int64_t before = lines.line();
+    try {
+      if (!lines.next(line, /*require_object=*/false)) break;
+    } catch (const Error&) {
+      if (lines.line() == before) throw;  // a read error, not a bad line
+    }
+    ++found;
+  }
+  check_sample_count(found);
 }
 
 void DatasetReader::read_sample(const json& line, Sample& sample) {

@@ -68,12 +68,19 @@ class DatasetReader {
   // at the end when the number of samples differs from dataset.json's.
   bool next(Sample& sample);
 
+  // Counts samples.jsonl's records without reading any sample (a separate pass over the lines)
+  // and applies next()'s end-of-file check: throws mlab::Error naming samples.jsonl, the records
+  // found and dataset.json's count when they differ. eval calls it before a run, since a --limit
+  // or a count smaller than the file never lets next() reach the end (F11 D6).
+  void check_count() const;
+
   const DatasetInfo& info() const { return info_; }
   const std::filesystem::path& dir() const { return dir_; }
   std::int64_t failed() const { return failed_; }  // failed samples so far (skip_bad)
 
  private:
   void read_sample(const nlohmann::json& line, Sample& sample);
+  void check_sample_count(std::int64_t found) const;
 
   std::filesystem::path dir_;
   DatasetOptions options_;

@@ -251,6 +251,12 @@ std::string paper_row_method(const std::string& paper_row) {
 }  // namespace
 
 int run_eval(const EvalOptions& o, std::ostream& out) {
+  // F11 D5: SQLite opens "" as a temporary database and ":memory:" in memory; either would
+  // report a complete run and store nothing.
+  if (o.db.empty() || o.db == ":memory:") {
+    throw UsageError("eval: --db '" + o.db.string() +
+                     "': results must go to a database file (e.g. --db results.sqlite)");
+  }
   if (o.threads > 0) at::set_num_threads(o.threads);
   at::manual_seed(static_cast<uint64_t>(o.seed));
   // Method specs are checked before anything loads (unknown names, options, ranges, stacks).
@@ -291,6 +297,9 @@ int run_eval(const EvalOptions& o, std::ostream& out) {
     MLAB_CHECK(std::filesystem::is_directory(dir), dir.string(), ": no dataset dir for task '",
                task, "' (--datasets ROOT holds one dir per task: ",
                "ROOT/<task>/samples.jsonl; see docs/formats.md)");
+    // F11 D6: the run below stops after dataset.json's count (or --limit) and never sees the
+    // rest of the file; check-dataset's count check, applied to the whole file first.
+    datasets::DatasetReader(dir, task).check_count();
   }
   models::VlmOptions vo;
   try {
