@@ -1,8 +1,10 @@
 #include "datasets/dataset_reader.hpp"
 
 #include <fstream>
+#include <iterator>
 
 #include "core/error.hpp"
+#include "core/json_depth.hpp"
 #include "datasets/sample_loaders.hpp"
 #include "evaluators/task_scoring.hpp"
 
@@ -20,7 +22,9 @@ DatasetInfo read_info(const std::filesystem::path& dir) {
   MLAB_CHECK(in.good(), path.string(), ": missing (every dataset dir has a dataset.json)");
   json meta;
   try {
-    meta = json::parse(in);
+    const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    check_json_depth(text, path.string());  // F11 D1: a deep file overflows the stack
+    meta = json::parse(text);
   } catch (const json::parse_error& e) {
     MLAB_FAIL(path.string(), ": malformed JSON: ", e.what());
   }

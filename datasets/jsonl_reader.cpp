@@ -1,6 +1,7 @@
 #include "datasets/jsonl_reader.hpp"
 
 #include "core/error.hpp"
+#include "core/json_depth.hpp"
 
 namespace mlab::datasets {
 
@@ -19,6 +20,7 @@ bool JsonlReader::next(nlohmann::json& value, bool require_object) {
     ++line_;
     if (!text.empty() && text.back() == '\r') text.pop_back();
     if (text.find_first_not_of(" \t") == std::string::npos) continue;
+    check_json_depth(text, where());  // F11 D1: a deep line overflows the stack
     try {
       value = nlohmann::json::parse(text);
     } catch (const nlohmann::json::parse_error& e) {

@@ -1,9 +1,11 @@
 #include "datasets/task_config.hpp"
 
 #include <fstream>
+#include <iterator>
 #include <set>
 
 #include "core/error.hpp"
+#include "core/json_depth.hpp"
 #include "core/strings.hpp"
 
 namespace mlab::datasets {
@@ -113,7 +115,9 @@ TaskConfig TaskConfig::load(const std::filesystem::path& configs_dir, std::strin
   MLAB_CHECK(in.good(), path.string(), ": cannot open the task config");
   json config;
   try {
-    config = json::parse(in);
+    const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    check_json_depth(text, path.string());  // F11 D1
+    config = json::parse(text);
   } catch (const json::parse_error& e) {
     MLAB_FAIL(path.string(), ": malformed JSON: ", e.what());
   }

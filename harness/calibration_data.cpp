@@ -6,10 +6,12 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <utility>
 
 #include "core/error.hpp"
+#include "core/json_depth.hpp"
 #include "core/strings.hpp"
 #include "datasets/dataset_reader.hpp"
 #include "datasets/image.hpp"
@@ -34,7 +36,9 @@ std::string task_of(const std::filesystem::path& dir) {
              "docs/formats.md)");
   nlohmann::json meta;
   try {
-    meta = nlohmann::json::parse(in);
+    const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    check_json_depth(text, meta_path.string());  // F11 D1
+    meta = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     MLAB_FAIL(meta_path.string(), ": invalid JSON (", e.what(), ")");
   }

@@ -1,6 +1,7 @@
 // mla-bench memory: analytic KV-cache bytes of a method stack on a model (MHA2MLA-VLM Tables 1-2,
 // methods/kv_memory.hpp).
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <ostream>
@@ -47,6 +48,13 @@ int run_memory(const MemoryOptions& options, std::ostream& out) {
     throw UsageError("mla-bench memory: --tokens must be > 0 (got " +
                      std::to_string(options.tokens) + ")");
   }
+  // F11 D10: N is converted to double and multiplied by layers and bytes per token; above 2^53 the
+  // conversion is inexact and floor(N * keep) no longer fits int64 (it printed negative bytes).
+  constexpr int64_t kMaxTokens = int64_t{1} << 53;
+  if (options.tokens > kMaxTokens) {
+    throw UsageError("mla-bench memory: --tokens " + std::to_string(options.tokens) +
+                     " is too large (limit 2^53 = " + std::to_string(kMaxTokens) + ")");
+  }
   std::vector<methods::MethodSpec> stack;
   try {
     stack = methods::parse_method_stack(methods::expand_method_presets(options.method));
@@ -56,6 +64,15 @@ int run_memory(const MemoryOptions& options, std::ostream& out) {
   const auto config = models::load_model_config(options.config);
   const auto m = methods::kv_memory(config, stack, options.tokens);
   const std::string method = methods::format_method_stack(stack);
+  // F11 D10: every count and byte total must stay finite and non-negative (no int64 wrap).
+  for (const double v : {static_cast<double>(m.kept_tokens), static_cast<double>(m.residual_tokens),
+                         m.total_bytes_original, m.total_bytes_mha, m.total_bytes_nominal,
+                         m.total_bytes_real}) {
+    if (!std::isfinite(v) || v < 0) {
+      throw UsageError("mla-bench memory: --tokens " + std::to_string(options.tokens) +
+                       " overflows the byte arithmetic for " + options.config.string());
+    }
+  }
 
   if (options.json) {
     auto report = methods::kv_memory_json(m);

@@ -4,6 +4,7 @@
 #include "models/config/model_config.hpp"
 
 #include "core/error.hpp"
+#include "core/json_depth.hpp"
 #include "core/strings.hpp"
 
 #include <algorithm>
@@ -643,7 +644,9 @@ ModelConfig load_model_config(const std::filesystem::path& dir_or_file) {
   text << in.rdbuf();
   json document;
   try {
-    document = json::parse(text.str());
+    const std::string raw = text.str();
+    check_json_depth(raw, source);  // F11 D1: a deep file overflows the stack
+    document = json::parse(raw);
   } catch (const json::parse_error& e) {
     MLAB_FAIL(source, ": invalid JSON at byte ", e.byte, ": ", e.what());
   }

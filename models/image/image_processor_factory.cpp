@@ -1,9 +1,11 @@
 #include "models/image/image_processor_factory.hpp"
 
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
+#include "core/json_depth.hpp"
 #include "core/strings.hpp"
 #include "models/image/clip_image_processor.hpp"
 #include "models/image/llava_next_image_processor.hpp"
@@ -26,8 +28,10 @@ std::string strip_backend_suffix(std::string type) {
 nlohmann::json read_json(const std::filesystem::path& path) {
   std::ifstream in(path);
   MLAB_CHECK(in.good(), path.string(), ": cannot open");
+  const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  check_json_depth(text, path.string());  // F11 D1
   try {
-    return nlohmann::json::parse(in);
+    return nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     MLAB_FAIL(path.string(), ": invalid JSON (", e.what(), ")");
   }

@@ -5,10 +5,12 @@
 #include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 
 #include "compat/torch_compat.hpp"
 #include "core/error.hpp"
+#include "core/json_depth.hpp"
 #include "models/image/image_processor_factory.hpp"
 #include "models/runtime/mha2mla_block.hpp"
 #include "models/nn/weights.hpp"
@@ -30,8 +32,10 @@ std::vector<int64_t> read_eos_ids(const std::filesystem::path& dir, const TextCo
   std::ifstream in(path);
   if (in.good()) {
     nlohmann::json j;
+    const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    check_json_depth(text, path.string());  // F11 D1
     try {
-      j = nlohmann::json::parse(in);
+      j = nlohmann::json::parse(text);
     } catch (const nlohmann::json::exception& e) {
       MLAB_FAIL(path.string(), ": invalid JSON (", e.what(), ")");
     }

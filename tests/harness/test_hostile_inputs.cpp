@@ -1,0 +1,105 @@
+// Hostile inputs through the binary (issue F11): D1, JSON nested ~60k deep used to overflow the
+// stack (SIGSEGV, rc 139) in inspect/memory/check-dataset; D10, `memory --tokens INT64_MAX` used to
+// print negative bytes with exit 0.
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "tests/support/catch_torch.hpp"
+#include "tests/support/run_binary.hpp"
+
+using Catch::Matchers::Contains;
+namespace fs = std::filesystem;
+
+namespace {
+
+// The issue's reproduction: {"model_type":"llava","x":[[[...60000...]]]}, 120 KB.
+std::string deep_json(const std::string& head, int depth) {
+  return "{" + head + "\"x\":" + std::string(depth, '[') + std::string(depth, ']') + "}\n";
+}
+
+void write(const fs::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  REQUIRE(out.good());
+}
+
+fs::path llava_config() {
+  return mlab::test::data_dir().parent_path().parent_path() / "configs" / "models" /
+         "llava-1.5-7b-hf.json";
+}
+
+}  // namespace
+
+TEST_CASE("F11 D1: a config.json nested 60000 deep is refused, not a stack overflow",
+          "[harness][hostile]") {
+  const fs::path dir = mlab::test::scratch_dir("hostile_deep_config");
+  const fs::path config = dir / "c.json";
+  write(config, deep_json("\"model_type\":\"llava\",", 60000));
+  for (const std::string command : {"inspect " + config.string(),
+                                    "memory --method mha2mla:d_kv=128 --tokens 10 --config " +
+                                        config.string()}) {
+    INFO(command);
+    const auto r = mlab::test::run_mla_bench(command);
+    CHECK(r.code == 1);
+    CHECK_THAT(r.err, Contains(config.string() + ": JSON nested deeper than 512 levels"));
+  }
+  // 512 levels are still read (the cap is inclusive), brackets inside strings do not count.
+  const fs::path ok = dir / "ok.json";
+  write(ok, deep_json("\"model_type\":\"llava\",\"s\":\"" + std::string(1000, '[') + "\\\"\",", 511));
+  const auto r = mlab::test::run_mla_bench("inspect " + ok.string());
+  CHECK_THAT(r.err, !Contains("nested deeper"));
+}
+
+TEST_CASE("F11 D1: a dataset.json or samples.jsonl line nested 60000 deep is refused",
+          "[harness][hostile]") {
+  const fs::path dir = mlab::test::scratch_dir("hostile_deep_dataset");
+  write(dir / "dataset.json",
+        deep_json("\"format\":\"mla-bench-dataset\",\"version\":1,\"task\":\"pope\",", 60000));
+  write(dir / "samples.jsonl", "{}\n");
+  const auto r = mlab::test::run_mla_bench("check-dataset --task pope --dataset " + dir.string());
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err,
+             Contains((dir / "dataset.json").string() + ": JSON nested deeper than 512 levels"));
+
+  // A good dataset.json, then a deep samples.jsonl line 2: the error names file:line.
+  const fs::path good = mlab::test::data_dir() / "datasets" / "pope";
+  fs::copy(good, dir, fs::copy_options::recursive | fs::copy_options::overwrite_existing);
+  std::ifstream in(good / "samples.jsonl");
+  std::string first;
+  std::getline(in, first);
+  write(dir / "samples.jsonl", first + "\n" + deep_json("", 60000));
+  const auto line = mlab::test::run_mla_bench("check-dataset --task pope --dataset " + dir.string());
+  CHECK(line.code == 1);
+  CHECK_THAT(line.err, Contains((dir / "samples.jsonl").string() +
+                                ":2: JSON nested deeper than 512 levels"));
+}
+
+TEST_CASE("F11 D10: memory --tokens beyond 2^53 is refused, never negative bytes",
+          "[harness][hostile]") {
+  const std::string config = llava_config().string();
+  for (const char* tokens : {"9223372036854775807", "9007199254740993"}) {
+    INFO(tokens);
+    const auto r = mlab::test::run_mla_bench(std::string("memory --method 'mha2mla:d_kv=128+quanto:bits=4' --tokens ") + tokens +
+                                             " --config " + config);
+    CHECK(r.code == 2);
+    CHECK_THAT(r.err, Contains("--tokens") && Contains("limit 2^53 = 9007199254740992"));
+    CHECK_THAT(r.out, !Contains("-"));
+  }
+  // At the limit the figures are positive (and a pruned stack's kept count fits).
+  const auto at = mlab::test::run_mla_bench("memory --json --method 'mha2mla:d_kv=128+quanto:bits=4' --tokens 9007199254740992 --config " +
+                                            config);
+  REQUIRE(at.code == 0);
+  const auto report = nlohmann::json::parse(at.out);
+  CHECK(report.at("kept_tokens").get<int64_t>() == (int64_t{1} << 53));
+  for (const auto& [name, bytes] : report.at("total").items()) {
+    INFO(name);
+    CHECK(bytes.get<double>() > 0);
+  }
+  CHECK(report.at("change").at("nominal_vs_original").get<double>() == -0.84375);
+}
