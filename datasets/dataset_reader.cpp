@@ -2,6 +2,7 @@
 
 #include <fstream>
 #include <iterator>
+#include <system_error>
 
 #include "core/error.hpp"
 #include "core/json_depth.hpp"
@@ -59,6 +60,20 @@ std::filesystem::path image_path(const std::filesystem::path& dir, const json& e
              "' must be relative to the dataset dir");
   for (const auto& part : rel) {
     MLAB_CHECK(part != "..", where, ": image path '", rel.string(), "' leaves the dataset dir");
+  }
+  // F11 D2: the text check alone let a symlink (an image, or images/ itself) point outside the
+  // dir. Resolve both sides and require the image to lie under the root, component by component.
+  std::error_code ec;
+  const std::filesystem::path root = std::filesystem::weakly_canonical(dir, ec);
+  MLAB_CHECK(!ec, dir.string(), ": cannot resolve the dataset dir: ", ec.message());
+  const std::filesystem::path full = std::filesystem::weakly_canonical(dir / rel, ec);
+  MLAB_CHECK(!ec, where, ": image path '", rel.string(), "' cannot be resolved: ", ec.message());
+  auto r = root.begin();
+  auto f = full.begin();
+  for (; r != root.end() && !r->empty(); ++r, ++f) {
+    MLAB_CHECK(f != full.end() && *f == *r, where, ": image path '", rel.string(),
+               "' resolves outside the dataset dir (to ", full.string(), ", not under ",
+               root.string(), ")");
   }
   return dir / rel;
 }

@@ -103,3 +103,64 @@ TEST_CASE("F11 D10: memory --tokens beyond 2^53 is refused, never negative bytes
   }
   CHECK(report.at("change").at("nominal_vs_original").get<double>() == -0.84375);
 }
+
+TEST_CASE("F11 D2: an image symlink (a file, or images/ itself) resolving outside the dataset dir is refused",
+          "[harness][hostile][f11]") {
+  const fs::path good = mlab::test::data_dir() / "datasets" / "pope";
+  const fs::path base = mlab::test::scratch_dir("hostile_symlink");
+  const fs::path outside = base / "outside";
+  fs::create_directories(outside);
+  fs::copy_file(good / "images" / "0.png", outside / "0.png", fs::copy_options::overwrite_existing);
+  const auto fresh = [&](const std::string& name) {
+    const fs::path dir = base / name;
+    fs::remove_all(dir);
+    fs::copy(good, dir, fs::copy_options::recursive);
+    return dir;
+  };
+  const auto check = [](const fs::path& dir) {
+    return mlab::test::run_mla_bench("check-dataset --task pope --dataset " + dir.string());
+  };
+
+  // One image file is a symlink to a file outside the root.
+  const fs::path file_link = fresh("file_link");
+  fs::remove(file_link / "images" / "0.png");
+  fs::create_symlink(outside / "0.png", file_link / "images" / "0.png");
+  const auto r1 = check(file_link);
+  CHECK(r1.code == 1);
+  CHECK_THAT(r1.err, Contains((file_link / "samples.jsonl").string() + ":1") &&
+                         Contains("images/0.png") &&
+                         Contains("resolves outside the dataset dir"));
+
+  // images/ itself is a symlink to an outside dir.
+  const fs::path dir_link = fresh("dir_link");
+  fs::copy(good / "images", outside, fs::copy_options::recursive | fs::copy_options::overwrite_existing);
+  fs::remove_all(dir_link / "images");
+  fs::create_directory_symlink(outside, dir_link / "images");
+  const auto r2 = check(dir_link);
+  CHECK(r2.code == 1);
+  CHECK_THAT(r2.err, Contains((dir_link / "samples.jsonl").string() + ":1") &&
+                         Contains("resolves outside the dataset dir"));
+
+  // A symlink that stays inside the root (relative, to another file in the dir) is still read.
+  const fs::path inside = fresh("inside_link");
+  fs::copy_file(inside / "images" / "0.png", inside / "real0.png");
+  fs::remove(inside / "images" / "0.png");
+  fs::create_symlink(fs::path("..") / "real0.png", inside / "images" / "0.png");
+  const auto r3 = check(inside);
+  CHECK(r3.code == 0);
+  CHECK_THAT(r3.err, !Contains("resolves outside"));
+}
+
+TEST_CASE("F11 D4: a prompt past max_position_embeddings is refused by generate", "[harness][hostile][f11]") {
+  // tests/data/tiny_vlms/llava: text.max_position_embeddings 512. ~1500 words tokenize to far more.
+  const auto model = (mlab::test::data_dir() / "tiny_vlms" / "llava").string();
+  std::string words;
+  for (int i = 0; i < 1500; ++i) words += "word ";
+  const auto r = mlab::test::run_mla_bench("generate --model " + model + " --prompt '" + words + "'");
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Contains("prompt of ") && Contains(" tokens + 64 new tokens exceeds max_position_embeddings 512"));
+  // Within the limit nothing changes.
+  const auto ok = mlab::test::run_mla_bench("generate --model " + model + " --prompt 'hello there' --max-new-tokens 4");
+  CHECK(ok.code == 0);
+  CHECK_THAT(ok.err, !Contains("max_position_embeddings"));
+}
