@@ -67,7 +67,7 @@ struct Pending {
 std::size_t run_batch(const models::Vlm& vlm, const std::string& task, const std::string& family,
                       const datasets::TaskConfig& config, std::vector<Pending>& batch,
                       results::ResultsStore& store, int64_t run, const models::CacheFactory& caches,
-                      int64_t prefill_chunk) {
+                      int64_t prefill_chunk, bool skip_bad) {
   std::vector<results::SampleRow> rows;
   std::vector<models::VlmRequest> requests;
   std::vector<std::size_t> index;  // batch position of each request
@@ -95,7 +95,41 @@ std::size_t run_batch(const models::Vlm& vlm, const std::string& task, const std
     go.cache_factory = caches;
     go.prefill_chunk = prefill_chunk;
     const auto start = std::chrono::steady_clock::now();
-    const auto inputs = vlm.prepare(requests);
+    auto inputs = vlm.prepare(requests);
+    // F11 D4: a prompt whose length + max_new_tokens runs past max_position_embeddings is a bad
+    // sample: it aborts the run, or with --skip-bad becomes a failed row naming the limit.
+    const int64_t limit = vlm.config().text.max_position_embeddings;
+    const auto lengths = inputs.attention_mask.sum(1);
+    std::vector<models::VlmRequest> kept;
+    std::vector<std::size_t> kept_index;
+    for (std::size_t k = 0; k < requests.size(); ++k) {
+      const int64_t n = lengths[static_cast<int64_t>(k)].item<int64_t>();
+      if (n + go.max_new_tokens <= limit) {
+        kept.push_back(std::move(requests[k]));
+        kept_index.push_back(index[k]);
+        continue;
+      }
+      const auto& p = batch[index[k]];
+      const std::string reason = "prompt of " + std::to_string(n) + " tokens + " +
+                                 std::to_string(go.max_new_tokens) +
+                                 " new tokens exceeds max_position_embeddings " +
+                                 std::to_string(limit);
+      if (!skip_bad) throw Error("eval: " + task + ": sample " + p.sample.id + ": " + reason);
+      results::SampleRow row;
+      row.task = task;
+      row.sample_id = p.sample.id;
+      row.error = reason;
+      rows.push_back(row);
+    }
+    if (kept.size() != requests.size()) {
+      requests = std::move(kept);
+      index = std::move(kept_index);
+      if (requests.empty()) {
+        store.add_samples(run, rows);
+        return rows.size();
+      }
+      inputs = vlm.prepare(requests);
+    }
     const auto r = vlm.generate(inputs, go);
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -422,14 +456,14 @@ int run_eval(const EvalOptions& o, std::ostream& out) {
         batch.push_back(std::move(p));
         if (static_cast<int64_t>(batch.size()) == o.batch_size) {
           written += static_cast<int64_t>(run_batch(vlm, task, family, config, batch, store, run,
-                                                    caches, stack.recipe().prefill_chunk));
+                                                    caches, stack.recipe().prefill_chunk, o.skip_bad));
           progress.advance(static_cast<int64_t>(batch.size()));
           batch.clear();
         }
       }
       if (!batch.empty()) {
         written += static_cast<int64_t>(run_batch(vlm, task, family, config, batch, store, run,
-                                                  caches, stack.recipe().prefill_chunk));
+                                                  caches, stack.recipe().prefill_chunk, o.skip_bad));
         progress.advance(static_cast<int64_t>(batch.size()));
       }
       progress.finish();
