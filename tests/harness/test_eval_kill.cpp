@@ -32,8 +32,9 @@ fs::path make_pope(const fs::path& root, int n) {
   const fs::path src = mlab::test::data_dir() / "datasets" / "pope";
   const fs::path dir = root / "pope";
   fs::create_directories(dir);
-  fs::remove(dir / "images");
-  fs::create_directory_symlink(src / "images", dir / "images");
+  // A copy, not a symlink: images resolving outside the dataset dir are refused (F11 D2).
+  fs::remove_all(dir / "images");
+  fs::copy(src / "images", dir / "images", fs::copy_options::recursive);
   std::vector<nlohmann::json> base;
   {
     std::ifstream in(src / "samples.jsonl");
