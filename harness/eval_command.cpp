@@ -96,7 +96,7 @@ std::size_t run_batch(const models::Vlm& vlm, const std::string& task, const std
     go.prefill_chunk = prefill_chunk;
     const auto start = std::chrono::steady_clock::now();
     auto inputs = vlm.prepare(requests);
-    // F11 D4: a prompt whose length + max_new_tokens runs past max_position_embeddings is a bad
+    // F11 D4: a prompt longer than max_position_embeddings (Vlm::generate's check) is a bad
     // sample: it aborts the run, or with --skip-bad becomes a failed row naming the limit.
     const int64_t limit = vlm.config().text.max_position_embeddings;
     const auto lengths = inputs.attention_mask.sum(1);
@@ -104,16 +104,14 @@ std::size_t run_batch(const models::Vlm& vlm, const std::string& task, const std
     std::vector<std::size_t> kept_index;
     for (std::size_t k = 0; k < requests.size(); ++k) {
       const int64_t n = lengths[static_cast<int64_t>(k)].item<int64_t>();
-      if (n + go.max_new_tokens <= limit) {
+      if (n <= limit) {
         kept.push_back(std::move(requests[k]));
         kept_index.push_back(index[k]);
         continue;
       }
       const auto& p = batch[index[k]];
-      const std::string reason = "prompt of " + std::to_string(n) + " tokens + " +
-                                 std::to_string(go.max_new_tokens) +
-                                 " new tokens exceeds max_position_embeddings " +
-                                 std::to_string(limit);
+      const std::string reason = "prompt of " + std::to_string(n) +
+                                 " tokens exceeds max_position_embeddings " + std::to_string(limit);
       if (!skip_bad) throw Error("eval: " + task + ": sample " + p.sample.id + ": " + reason);
       results::SampleRow row;
       row.task = task;

@@ -390,15 +390,17 @@ GenerateResult Vlm::generate(const VlmInputs& inputs, const GenerateOptions& opt
   MLAB_CHECK(options.max_new_tokens > 0, "generate: max_new_tokens must be positive, got ",
              options.max_new_tokens);
   const int64_t B = inputs.input_ids.size(0), L = inputs.input_ids.size(1);
-  // F11 D4: a prompt whose positions (its unpadded length) plus the new tokens run past the
-  // config's max_position_embeddings would be run silently past the trained RoPE range.
+  // F11 D4: a prompt whose positions (its unpadded length) run past the config's
+  // max_position_embeddings would be run silently past the trained RoPE range. The new tokens are
+  // not counted: generation usually stops at EOS long before max_new_tokens (transformers
+  // refuses neither).
   {
     const int64_t longest = inputs.attention_mask.defined()
                                 ? inputs.attention_mask.sum(1).max().item<int64_t>()
                                 : L;
     const int64_t limit = config_.text.max_position_embeddings;
-    MLAB_CHECK(longest + options.max_new_tokens <= limit, "prompt of ", longest, " tokens + ",
-               options.max_new_tokens, " new tokens exceeds max_position_embeddings ", limit);
+    MLAB_CHECK(longest <= limit, "prompt of ", longest,
+               " tokens exceeds max_position_embeddings ", limit);
   }
   GenerateResult result;
   result.prompt_tokens = B * L;

@@ -158,7 +158,7 @@ TEST_CASE("F11 D4: a prompt past max_position_embeddings is refused by generate"
   for (int i = 0; i < 1500; ++i) words += "word ";
   const auto r = mlab::test::run_mla_bench("generate --model " + model + " --prompt '" + words + "'");
   CHECK(r.code == 1);
-  CHECK_THAT(r.err, Contains("prompt of ") && Contains(" tokens + 64 new tokens exceeds max_position_embeddings 512"));
+  CHECK_THAT(r.err, Contains("prompt of ") && Contains(" tokens exceeds max_position_embeddings 512"));
   // Within the limit nothing changes.
   const auto ok = mlab::test::run_mla_bench("generate --model " + model + " --prompt 'hello there' --max-new-tokens 4");
   CHECK(ok.code == 0);
