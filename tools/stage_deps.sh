@@ -30,11 +30,6 @@ cp "$ML/libjpeg.a" "$ML/libpng16.a" "$ML/libz.a" "$D/lib/"
 cp -r /usr/include/benchmark "$D/include/"
 cp -a "$ML"/libbenchmark.so* "$ML/libbenchmark_main.a" "$D/lib/x86_64-linux-gnu/"
 cp -r "$ML/cmake/benchmark" "$D/lib/x86_64-linux-gnu/cmake/"
-# Gloo's headers for c10d's ProcessGroupGloo (CPU data parallel; the torch wheel ships none), at
-# the commit libtorch was built from: tools/stage_gloo.sh, from $MLAB_GLOO_GIT (a pytorch/gloo
-# clone) or GitHub. Optional: without them the build has no CPU data parallel (MLAB_GLOO AUTO).
-tools/stage_gloo.sh || echo "stage_deps.sh: no Gloo headers staged (set MLAB_GLOO_GIT to a" \
-  "clone of github.com/pytorch/gloo)" >&2
 
 # Python wheels the CUDA machine lacks (it has torch and an older transformers, no network), for
 # tools/cuda/methods_gpu_check.py: the oracles optimum-quanto 0.2.7, hqq 0.2.2 and kvpress 0.5.5

@@ -1,8 +1,10 @@
-// Data-parallel training through PyTorch's c10d (issue F8; training/distributed.hpp). The process
-// groups are the ones torch.distributed builds in Python (torch/distributed/distributed_c10d.py:
-// _new_process_group_helper): a TCPStore under a PrefixStore, ProcessGroupGloo with
-// createDefaultDevice() for CPU, ProcessGroupNCCL for CUDA. USE_C10D_GLOO / USE_C10D_NCCL are set
-// for this file only (training/CMakeLists.txt), when the build found the headers.
+// Data-parallel training through PyTorch's c10d (issue F8; training/distributed.hpp). The store is
+// the one torch.distributed builds in Python (torch/distributed/distributed_c10d.py:
+// _new_process_group_helper): a TCPStore under a PrefixStore. CUDA tensors go through
+// ProcessGroupNCCL (USE_C10D_NCCL is set for this file only, training/CMakeLists.txt, when the
+// build found nccl.h). CPU tensors are summed through that store itself (store_all_reduce below):
+// the pip wheel compiles Gloo into libtorch but ships none of the gloo/*.h headers that
+// ProcessGroupGloo.hpp includes, and a fresh machine cannot be assumed to reach GitHub for them.
 #include "training/distributed.hpp"
 
 #include <ATen/ATen.h>
@@ -10,15 +12,14 @@
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <string>
 #include <vector>
 
-#if MLAB_WITH_GLOO
-#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
-#endif
 #if MLAB_WITH_NCCL
 #include <c10/cuda/CUDAFunctions.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
@@ -70,17 +71,57 @@ std::optional<DistributedEnv> distributed_env_from_environment() {
              " is not a port");
   const auto agent = env_value("TORCHELASTIC_USE_AGENT_STORE");
   e.agent_store = agent && (*agent == "True" || *agent == "true" || *agent == "1");
+  e.restart_count = env_int("TORCHELASTIC_RESTART_COUNT", 0);
   return e;
 }
 
-bool distributed_has_gloo() { return MLAB_WITH_GLOO != 0; }
 bool distributed_has_nccl() { return MLAB_WITH_NCCL != 0; }
+
+namespace {
+
+std::string reduce_key(std::uint64_t call, int rank) {
+  return "ar/" + std::to_string(call) + "/" + std::to_string(rank);
+}
+
+// The CPU collective: every rank publishes its flat buffer under "ar/<call>/<rank>", then reads
+// all of them and adds them in rank order, so every rank forms the same sum, and that sum is the
+// one a single process accumulating the ranks' micro-batches in rank order forms (bitwise: the
+// additions are the same, in the same order). Having read every rank's key of call n proves every
+// rank finished call n - 1, so each rank then deletes its own key of call n - 1: the store holds
+// at most two calls' buffers. Traffic is world_size x the buffer per rank, through the store's
+// one server: meant for CPU jobs (tests, small models), not for bandwidth.
+void store_all_reduce(c10d::Store& store, int rank, int world, std::uint64_t call,
+                      at::Tensor& flat) {
+  const auto bytes = static_cast<std::size_t>(flat.numel()) * flat.element_size();
+  std::vector<std::uint8_t> mine(bytes);
+  if (bytes > 0) std::memcpy(mine.data(), flat.const_data_ptr(), bytes);
+  store.set(reduce_key(call, rank), mine);
+  at::Tensor sum;
+  for (int r = 0; r < world; ++r) {
+    std::vector<std::uint8_t> theirs = r == rank ? mine : store.get(reduce_key(call, r));
+    MLAB_CHECK(theirs.size() == bytes, "data parallel: rank ", r, " sent ", theirs.size(),
+               " bytes to all-reduce ", call, ", rank ", rank, " has ", bytes,
+               " (the ranks disagree on the model or the tensors)");
+    const at::Tensor x = at::from_blob(theirs.data(), {flat.numel()}, flat.options());
+    if (r == 0) {
+      sum = x.clone();
+    } else {
+      sum.add_(x);
+    }
+  }
+  flat.copy_(sum);
+  if (call > 0) store.deleteKey(reduce_key(call - 1, rank));
+}
+
+}  // namespace
 
 struct DistributedContext::Impl {
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::Backend> group;
+  c10::intrusive_ptr<c10d::Backend> group;  // NCCL; null for the CPU store collective
   c10::Device device = c10::Device(c10::kCPU);
   const char* name = "";
+  std::uint64_t calls = 0;  // CPU all-reduces so far (the key of the next one)
+  std::chrono::milliseconds timeout{0};
 };
 
 DistributedContext::DistributedContext(const DistributedEnv& env, c10::Device device,
@@ -90,9 +131,6 @@ DistributedContext::DistributedContext(const DistributedEnv& env, c10::Device de
   MLAB_CHECK(!cuda || distributed_has_nccl(), "data parallel on ", device.str(),
              ": this build has no NCCL process group (configure with MLAB_CUDA=ON and the "
              "nvidia-nccl wheel's headers: CMake option MLAB_NCCL)");
-  MLAB_CHECK(cuda || distributed_has_gloo(), "data parallel on the CPU: this build has no Gloo "
-             "process group (run tools/stage_gloo.sh to stage the Gloo headers into .deps, then "
-             "re-run cmake)");
   try {
     c10d::TCPStoreOptions so;
     so.port = static_cast<std::uint16_t>(env.master_port);
@@ -100,7 +138,8 @@ DistributedContext::DistributedContext(const DistributedEnv& env, c10::Device de
     so.numWorkers = env.agent_store ? std::nullopt : std::optional<std::size_t>(env.world_size);
     so.timeout = timeout;
     auto tcp = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
-    impl_->store = c10::make_intrusive<c10d::PrefixStore>("mlab", tcp);
+    impl_->store = c10::make_intrusive<c10d::PrefixStore>(
+        "mlab/attempt_" + std::to_string(env.restart_count), tcp);
     if (cuda) {
 #if MLAB_WITH_NCCL
       impl_->device = c10::Device(c10::kCUDA, device.has_index() ? device.index() : env.local_rank);
@@ -112,28 +151,39 @@ DistributedContext::DistributedContext(const DistributedEnv& env, c10::Device de
       impl_->name = "nccl";
 #endif
     } else {
-#if MLAB_WITH_GLOO
-      auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
-      opts->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
-      impl_->group = c10::make_intrusive<c10d::ProcessGroupGloo>(impl_->store, env.rank,
-                                                                 env.world_size, opts);
-      impl_->name = "gloo";
-#endif
+      impl_->name = "store";
+      impl_->timeout = timeout;
+      // Joined when every rank has checked in (as a process group's constructor returns).
+      impl_->store->set("joined/" + std::to_string(env.rank), std::vector<std::uint8_t>{1});
+      std::vector<std::string> joined;
+      for (int r = 0; r < env.world_size; ++r) joined.push_back("joined/" + std::to_string(r));
+      impl_->store->wait(joined, timeout);
     }
   } catch (const c10::Error& e) {
     MLAB_FAIL("data parallel: rank ", env.rank, " of ", env.world_size, " could not join at ",
               env.master_addr, ":", env.master_port, ": ", e.what_without_backtrace());
   }
-  TORCH_INTERNAL_ASSERT(impl_->group, "no process group although the backend check passed");
+  TORCH_INTERNAL_ASSERT(impl_->group || !cuda, "no NCCL process group although the check passed");
 }
 
 DistributedContext::~DistributedContext() {
-  // ProcessGroupNCCL warns when destroyed without shutdown() (destroy_process_group's job).
-  if (impl_ && impl_->group) {
-    try {
+  if (!impl_) return;
+  try {
+    if (impl_->group) {
+      // ProcessGroupNCCL warns when destroyed without shutdown() (destroy_process_group's job).
       impl_->group->shutdown();
-    } catch (const std::exception&) {
+    } else if (impl_->store && env_.world_size > 1) {
+      // Rank 0 may serve the store: it stays until every rank has read the last all-reduce
+      // (bounded, so that a rank that died does not hold the others up for the job's timeout).
+      impl_->store->set("left/" + std::to_string(env_.rank), std::vector<std::uint8_t>{1});
+      if (env_.rank == 0 && !env_.agent_store) {
+        std::vector<std::string> left;
+        for (int r = 0; r < env_.world_size; ++r) left.push_back("left/" + std::to_string(r));
+        impl_->store->wait(left, std::min<std::chrono::milliseconds>(impl_->timeout,
+                                                                     std::chrono::seconds(60)));
+      }
     }
+  } catch (const std::exception&) {
   }
 }
 
@@ -155,7 +205,11 @@ void DistributedContext::all_reduce_sum(std::span<at::Tensor> tensors) {
       std::vector<at::Tensor> flat;
       for (const auto i : members.at(dtype)) flat.push_back(tensors[i].reshape(-1).to(impl_->device));
       std::vector<at::Tensor> buffer = {at::cat(flat)};
-      impl_->group->allreduce(buffer)->wait();
+      if (impl_->group) {
+        impl_->group->allreduce(buffer)->wait();
+      } else {
+        store_all_reduce(*impl_->store, env_.rank, env_.world_size, impl_->calls++, buffer[0]);
+      }
       int64_t offset = 0;
       for (const auto i : members.at(dtype)) {
         at::Tensor& t = tensors[i];

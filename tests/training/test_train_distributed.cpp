@@ -1,6 +1,7 @@
 // Data-parallel `mla-bench train` (issue F8, acceptance 3; training/distributed.hpp): 2 CPU
-// processes joined through c10d's Gloo process group, each taking 1 sample of every step's window,
-// against 1 process taking both as 2 accumulation steps (the same global batch), on the tiny stage-1 LLaVA
+// processes joined through c10d's TCPStore (the CPU sum goes through it), each taking 1 sample of
+// every step's window, against 1 process taking both as 2 accumulation steps (the same global
+// batch), on the tiny stage-1 LLaVA
 // (tests/data/authors/llava/stage1_mkl). The ranks are started by hand with torchrun's variables
 // (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT) and, when the configured Python has it,
 // by torchrun itself. Compared: every logged loss, grad norm and token count, and every tensor of
@@ -152,7 +153,7 @@ fs::path single_run(const fs::path& dir, const fs::path& data) {
 
 }  // namespace
 
-TEST_CASE("train, data parallel: 2 CPU ranks (Gloo) x batch 1 == 1 process x accumulation 2",
+TEST_CASE("train, data parallel: 2 CPU ranks x batch 1 == 1 process x accumulation 2",
           "[training][cli][distributed]") {
   const auto dir = test::scratch_dir("train_ddp");
   const fs::path data = write_dataset(dir / "data");
@@ -165,7 +166,7 @@ TEST_CASE("train, data parallel: 2 CPU ranks (Gloo) x batch 1 == 1 process x acc
     REQUIRE(ranks[i].code == 0);
   }
   // Rank 0 prints, logs and saves; rank 1 is quiet.
-  CHECK(ranks[0].out.find("x 2 ranks (gloo)") != std::string::npos);
+  CHECK(ranks[0].out.find("x 2 ranks (store)") != std::string::npos);
   CHECK(ranks[0].out.find("step 10/10 loss") != std::string::npos);
   CHECK(ranks[1].out.empty());
 
@@ -177,7 +178,33 @@ TEST_CASE("train, data parallel: 2 CPU ranks (Gloo) x batch 1 == 1 process x acc
   CHECK(d.tensors_differ == 0);
 }
 
-TEST_CASE("train, data parallel: accumulation, --resume and torchrun (2 CPU ranks, Gloo)",
+TEST_CASE("train, data parallel: 3 CPU ranks x batch 1 == 1 process x accumulation 3",
+          "[training][cli][distributed]") {
+  // The CPU sum adds the ranks' buffers in rank order, ((g1 + g2) + g3), the additions one
+  // process accumulating three micro-batches performs, so the match is bitwise for any N (a
+  // ring or tree all-reduce regroups the sum from 3 ranks on).
+  const auto dir = test::scratch_dir("train_ddp3");
+  const fs::path data = write_dataset(dir / "data");
+  ::setenv("OMP_NUM_THREADS", "1", 1);
+  const fs::path single3 = dir / "single3";
+  const auto r = test::run_mla_bench(train_args(data, single3, 1, 3));
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  const fs::path dp = dir / "dp3";
+  const auto ranks = run_ranks(3, train_args(data, dp, 1, 1), dir / "dp3_logs");
+  for (std::size_t i = 0; i < ranks.size(); ++i) {
+    INFO("rank " << i << ":\n" << ranks[i].out << ranks[i].err);
+    REQUIRE(ranks[i].code == 0);
+  }
+  CHECK(ranks[0].out.find("x 3 ranks (store)") != std::string::npos);
+  std::cout << "3 ranks x batch 1 vs 1 process x accumulation 3 (" << kSteps << " steps):\n";
+  const Diff d = compare_runs(dp, single3);
+  CHECK(d.loss_rel == 0);
+  CHECK(d.grad_norm_rel == 0);
+  CHECK(d.tensors_differ == 0);
+}
+
+TEST_CASE("train, data parallel: accumulation, --resume and torchrun (2 CPU ranks)",
           "[training][cli][distributed]") {
   const auto dir = test::scratch_dir("train_ddp_more");
   const fs::path data = write_dataset(dir / "data");
