@@ -47,6 +47,7 @@ struct Cli {
   ListOptions list;
   InspectOptions inspect;
   QuickstartOptions quickstart;
+  SelftestOptions selftest;
 
   CLI::App* planned_command(const std::string& name, const std::string& doc,
                             const std::string& issue) {
@@ -75,20 +76,70 @@ struct Cli {
         [this, &out] { action = [this, &out] { return run_inspect(inspect, out); }; });
 
     auto* quick_cmd = app.add_subcommand(
-        "quickstart", "The embedded end-to-end job on the shipped configs and tiny models (CPU)");
-    quickstart.configs_dir = std::filesystem::path(MLAB_SOURCE_DIR) / "configs" / "models";
+        "quickstart",
+        "The main job: the paper's Table 2 in miniature on a CPU (synthetic suite, the shipped "
+        "demo VLM converted to MLA and fine-tuned, every KV method compared, dashboard)");
+    quickstart.model =
+        std::filesystem::path(MLAB_SOURCE_DIR) / "assets" / "models" / "mlab-llava-synth";
     quickstart.work_dir = "mla-bench-quickstart";
-    quick_cmd
-        ->add_option("--configs", quickstart.configs_dir, "Directory of model config.json files")
+    quick_cmd->add_option("--model", quickstart.model, "The MHA/GQA model to convert and compare")
         ->capture_default_str();
-    quick_cmd->add_option("--work-dir", quickstart.work_dir, "Where outputs are written")
+    quick_cmd
+        ->add_option("--work-dir", quickstart.work_dir,
+                     "Where outputs are written (a rerun reuses what is there)")
         ->capture_default_str();
     quick_cmd->add_option("--device", quickstart.device, "cpu | cuda")->capture_default_str();
     quick_cmd->add_option("--threads", quickstart.threads,
                           "Intra-op threads (0: LibTorch default)");
-    quick_cmd->add_option("--seed", quickstart.seed, "Random seed")->capture_default_str();
+    quick_cmd->add_option("--seed", quickstart.seed, "Seed of the synthetic suite")
+        ->capture_default_str();
+    quick_cmd->add_option("--samples", quickstart.samples, "Eval samples per task")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    quick_cmd->add_option("--train-samples", quickstart.train_samples,
+                          "Fine-tuning records per task")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    quick_cmd->add_option("--d-kv", quickstart.d_kv, "Latent dims per KV head (one MLA model each)")
+        ->delimiter(',')
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    quick_cmd->add_option("--rope-dims", quickstart.rope_dims, "RoPE dims kept per head (r)")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    quick_cmd->add_option("--steps", quickstart.steps, "Optimizer steps per fine-tuning stage")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    quick_cmd->add_option("--batch", quickstart.batch, "Fine-tuning rows per step")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    quick_cmd->add_option("--lr", quickstart.lr, "Peak learning rate of both stages")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    quick_cmd->add_option("--quant-residual", quickstart.quant_residual,
+                          "Quanto/HQQ full-precision residual window (tokens)")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
+    quick_cmd->add_option("--eval-batch", quickstart.eval_batch, "Eval rows per batch")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
     quick_cmd->callback(
         [this, &out] { action = [this, &out] { return run_quickstart(quickstart, out); }; });
+
+    auto* self_cmd = app.add_subcommand(
+        "selftest", "Quick checks of this build and machine: configs, checkpoint round trip, "
+                    "kernel vs reference, the tiny fixture VLMs");
+    selftest.configs_dir = std::filesystem::path(MLAB_SOURCE_DIR) / "configs" / "models";
+    selftest.work_dir = "mla-bench-selftest";
+    self_cmd->add_option("--configs", selftest.configs_dir, "Directory of model config.json files")
+        ->capture_default_str();
+    self_cmd->add_option("--work-dir", selftest.work_dir, "Where outputs are written")
+        ->capture_default_str();
+    self_cmd->add_option("--device", selftest.device, "cpu | cuda")->capture_default_str();
+    self_cmd->add_option("--threads", selftest.threads, "Intra-op threads (0: LibTorch default)");
+    self_cmd->add_option("--seed", selftest.seed, "Random seed")->capture_default_str();
+    self_cmd->callback(
+        [this, &out] { action = [this, &out] { return run_selftest(selftest, out); }; });
 
     // --- declared, implemented by later issues ---
     auto conv = std::make_shared<ConvertOptions>();
@@ -180,8 +231,10 @@ struct Cli {
     train->add_option("--model-config", tr->model_config,
                       "--dry-run: config.json, or a model dir holding one (default: --model)");
     train->add_option("--model", tr->model, "Model directory");
-    train->add_option("--stage", tr->stage, "1 (partial RoPE) or 2 (MLA); --dry-run: both if absent")
-        ->check(CLI::Range(1, 2));
+    train->add_option("--stage", tr->stage,
+                      "1 (partial RoPE) or 2 (MLA); 0: every parameter of an unconverted model "
+                      "(training from scratch); --dry-run: stages 1 and 2 if absent")
+        ->check(CLI::Range(0, 2));
     train->add_option("--peft", tr->peft,
                       "The authors' peft_train: v2 | v3 | v4 | v5 | v6 | none (default: v4 for "
                       "stage 1, v2 for stage 2, as their cfgs)");
@@ -193,6 +246,8 @@ struct Cli {
                     "Freeze the projector too (swift's freeze_aligner; the authors train it)");
     train->add_flag("--train-vision", tr->train_vision,
                     "Train the vision tower (swift's freeze_vit false; the authors freeze it)");
+    train->add_flag("--freeze-vision", tr->freeze_vision,
+                    "Stage 0: keep the vision tower frozen (stage 0 trains it by default)");
     train->add_flag("--parameters", tr->list_parameters,
                     "--dry-run: also list every tensor with its shape and trainable flag");
     train->add_flag("--json", tr->json, "--dry-run: one JSON object");
@@ -209,7 +264,20 @@ struct Cli {
                       "at the end");
     train->add_option("--steps", tr->steps, "Optimizer steps");
     train->add_option("--epochs", tr->epochs, "Epochs (instead of --steps)");
-    train->add_option("--lr", tr->lr, "Peak learning rate of the WSD schedule")->capture_default_str();
+    train->add_option("--lr", tr->lr, "Peak learning rate of the schedule")->capture_default_str();
+    train->add_option("--lr-schedule", tr->lr_schedule,
+                      "wsd (the authors': warmup, constant, 1-sqrt decay) | cosine (with warmup)")
+        ->check(CLI::IsMember({"wsd", "cosine"}))
+        ->capture_default_str();
+    train->add_option("--warmup-ratio", tr->warmup_ratio, "Linear warmup, share of the steps")
+        ->check(CLI::Range(0.0, 1.0))
+        ->capture_default_str();
+    train->add_option("--decay-ratio", tr->decay_ratio, "wsd: the decay, share of the last steps")
+        ->check(CLI::Range(0.0, 1.0))
+        ->capture_default_str();
+    train->add_option("--min-lr-ratio", tr->min_lr_ratio, "The final LR as a share of --lr")
+        ->check(CLI::Range(0.0, 1.0))
+        ->capture_default_str();
     train->add_option("--batch-size,--batch", tr->batch, "Rows per optimizer step per accumulation micro-step")
         ->capture_default_str();
     train->add_option("--grad-accum,--accum", tr->accum, "Gradient accumulation steps")
@@ -349,6 +417,9 @@ struct Cli {
         ->capture_default_str();
     eval->add_flag("--skip-bad", ev->skip_bad,
                    "Record bad dataset samples as failed samples and continue (never dropped)");
+    eval->add_flag("--blank-images", ev->blank_images,
+                   "Replace every image by a white one of its size (does the model use the "
+                   "images? It should fall to chance); recorded in the run config");
     eval->add_option("--rank", ev->rank,
                      "This shard (default: torchrun's RANK, else 0); shard r takes the samples "
                      "at positions p with p mod world-size == r");

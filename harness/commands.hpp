@@ -23,14 +23,37 @@ struct InspectOptions {
 // Prints the model config summary and the tensor table of a Hugging Face model directory.
 int run_inspect(const InspectOptions& options, std::ostream& out);
 
-struct QuickstartOptions {
+struct SelftestOptions {
   std::filesystem::path configs_dir;  // configs/models of the source tree
   std::filesystem::path work_dir;     // scratch output (a checkpoint round trip is written here)
   std::string device = "cpu";         // cpu | cuda
   int threads = 0;                    // 0 = LibTorch's default
   int64_t seed = 0;
 };
-// The embedded end-to-end job; grows with every issue (DESIGN.md §6).
+// `mla-bench selftest`: the paper's model configs parse, a sharded checkpoint round-trips
+// bit-exactly, the RMSNorm kernel matches its reference on the device, the tiny fixture VLMs
+// answer. Throws mlab::Error on the first failed check.
+int run_selftest(const SelftestOptions& options, std::ostream& out);
+
+struct QuickstartOptions {
+  std::filesystem::path model;     // the MHA model to convert (assets/models/mlab-llava-synth)
+  std::filesystem::path work_dir;  // synth/, models/, results.sqlite, site/ (phases cached there)
+  std::string device = "cpu";      // cpu | cuda
+  int threads = 0;                 // 0 = LibTorch's default
+  int64_t seed = 0;                // the suite's seed (and every other seed derives from it)
+  int64_t samples = 40;            // eval samples per task
+  int64_t train_samples = 64;      // fine-tuning records per task (both stages)
+  std::vector<int64_t> d_kv = {16, 32};  // latent dims per KV head, one MLA model each
+  int64_t rope_dims = 16;          // r, RoPE dims kept per head (MKL)
+  int64_t steps = 20;              // optimizer steps per fine-tuning stage
+  int64_t batch = 8;               // rows per step
+  double lr = 1e-3;                // peak LR of both stages (WSD)
+  int64_t quant_residual = 16;     // Quanto / HQQ full-precision residual window (tokens)
+  int64_t eval_batch = 8;          // eval rows per batch
+};
+// `mla-bench quickstart`: the paper's Table 2 in miniature on the synthetic suite (issue F9):
+// synth -> MHA2MLA at each d_kv -> every compared method evaluated into <work_dir>/results.sqlite
+// -> the table -> the dashboard, with each phase's time.
 int run_quickstart(const QuickstartOptions& options, std::ostream& out);
 
 struct ScoreOptions {
@@ -167,12 +190,14 @@ int run_convert(const ConvertOptions& options, std::ostream& out);
 struct TrainOptions {
   std::filesystem::path model;         // model dir (the trainer's input; --dry-run: its config)
   std::filesystem::path model_config;  // --dry-run: a config.json or a dir holding one
-  int stage = 0;                       // 1 | 2; 0 (--dry-run only): both stages
+  int stage = -1;                      // 0 (all parameters, unconverted model) | 1 | 2; -1: unset
+                                       // (--dry-run: stages 1 and 2)
   std::string peft;                    // none | v2..v6; "": the authors' (stage 1 v4, stage 2 v2)
   int64_t rope_dims = 32;              // r
   int64_t d_kv = 64;                   // stage 2 latent per KV head
   bool freeze_aligner = false;         // swift's freeze_aligner (the authors: false)
   bool train_vision = false;           // swift's freeze_vit = false (the authors: frozen)
+  bool freeze_vision = false;          // stage 0: keep the vision tower frozen (default: trained)
   bool dry_run = false;                // print the trainable parameter sets only
   bool json = false;                   // --dry-run: one JSON object
   bool list_parameters = false;        // --dry-run: also every tensor (name, shape, trainable)
@@ -184,7 +209,14 @@ struct TrainOptions {
   int64_t steps = 0;                 // optimizer steps (or --epochs)
   double epochs = 0;
   int64_t batch = 1, accum = 1;      // micro-batch size (rows), gradient accumulation
-  double lr = 1e-4;                  // peak LR of the WSD schedule
+  double lr = 1e-4;                  // peak LR of the schedule
+  // The schedule (training/lr_schedule.hpp): "wsd" (the authors' WSD: linear warmup, constant,
+  // 1-sqrt decay over the last decay_ratio of the steps) or "cosine" (transformers' cosine with
+  // linear warmup). Ratios of the total steps; the LR ends at min_lr_ratio * lr.
+  std::string lr_schedule = "wsd";
+  double warmup_ratio = 0.1;
+  double decay_ratio = 0.1;   // wsd only
+  double min_lr_ratio = 0.0;
   double weight_decay = 0.0;
   double max_grad_norm = 1.0;
   uint64_t seed = 42;                // the sample order
@@ -265,6 +297,9 @@ struct EvalOptions {
   int64_t seed = 0;
   std::filesystem::path configs_dir;  // configs/tasks
   bool skip_bad = false;
+  // Every image replaced by a white one of its size (the ablation "does the model use the
+  // image?": a model that reads its images falls to chance). Recorded in the run config.
+  bool blank_images = false;
   // Data-parallel shards (DESIGN.md §1): rank r of n evaluates the samples whose position in the
   // dataset is r mod n and writes them to the one database. -1: from torchrun's RANK/WORLD_SIZE
   // environment (0 of 1 when unset).

@@ -16,6 +16,7 @@
 #include <ATen/Parallel.h>
 #include <torch/version.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -67,7 +68,7 @@ struct Pending {
 std::size_t run_batch(const models::Vlm& vlm, const std::string& task, const std::string& family,
                       const datasets::TaskConfig& config, std::vector<Pending>& batch,
                       results::ResultsStore& store, int64_t run, const models::CacheFactory& caches,
-                      int64_t prefill_chunk, bool skip_bad) {
+                      int64_t prefill_chunk, bool skip_bad, bool blank_images) {
   std::vector<results::SampleRow> rows;
   std::vector<models::VlmRequest> requests;
   std::vector<std::size_t> index;  // batch position of each request
@@ -82,8 +83,10 @@ std::size_t run_batch(const models::Vlm& vlm, const std::string& task, const std
       continue;
     }
     std::vector<image::Rgb8Image> images;
-    for (auto& px : p.sample.pixels)
+    for (auto& px : p.sample.pixels) {
+      if (blank_images) std::fill(px.rgb.begin(), px.rgb.end(), std::uint8_t{255});
       images.push_back(image::make_rgb8_image(px.width, px.height, px.rgb));
+    }
     requests.push_back(models::VlmRequest::single(p.prompt, std::move(images)));
     index.push_back(i);
   }
@@ -397,6 +400,7 @@ int run_eval(const EvalOptions& o, std::ostream& out) {
     // Runs stored before "processor" was recorded used transformers 5's processor.
     info.legacy_defaults = {{"processor", std::string(image::processor_variant_name(
                                               image::ProcessorVariant::kTransformers5))}};
+    if (o.blank_images) info.config["blank_images"] = true;
     if (!o.paper_row.empty()) {
       const auto slash = o.paper_row.find('/');
       if (o.paper_row.rfind("table", 0) != 0 || slash == std::string::npos) {
@@ -454,14 +458,16 @@ int run_eval(const EvalOptions& o, std::ostream& out) {
         batch.push_back(std::move(p));
         if (static_cast<int64_t>(batch.size()) == o.batch_size) {
           written += static_cast<int64_t>(run_batch(vlm, task, family, config, batch, store, run,
-                                                    caches, stack.recipe().prefill_chunk, o.skip_bad));
+                                                    caches, stack.recipe().prefill_chunk, o.skip_bad,
+                                                    o.blank_images));
           progress.advance(static_cast<int64_t>(batch.size()));
           batch.clear();
         }
       }
       if (!batch.empty()) {
         written += static_cast<int64_t>(run_batch(vlm, task, family, config, batch, store, run,
-                                                  caches, stack.recipe().prefill_chunk, o.skip_bad));
+                                                  caches, stack.recipe().prefill_chunk, o.skip_bad,
+                                                    o.blank_images));
         progress.advance(static_cast<int64_t>(batch.size()));
       }
       progress.finish();

@@ -1,33 +1,43 @@
-// mla-bench quickstart: the embedded end-to-end job (DESIGN.md §6). It grows with every issue;
-// today (F1) it exercises what exists end to end: the paper's model configs, a sharded
-// checkpoint round trip through our safetensors writer and reader, and the first CUDA kernel
-// against its reference on the chosen device.
+// mla-bench quickstart: the README's main job (DESIGN.md §6, issue F9). The paper's Table 2 in
+// miniature, on a CPU in minutes: the synthetic eight-task suite (synth/), the shipped MHA demo
+// VLM (assets/models/), MHA2MLA-VLM's whole pipeline at two latent sizes (partial RoPE, stage-1
+// fine-tuning, MD-SVD, stage-2 fine-tuning: harness/mha2mla_command.cpp), then every compared
+// KV-cache method evaluated on the eight tasks into one results database, a Table-2-style
+// comparison (score per task, average, KV memory measured and nominal, decode speed) and the
+// dashboard. Every phase is cached in the work dir (a rerun reuses the suite, the converted
+// models and the stored samples) and timed.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <ostream>
 #include <sstream>
-#include <tuple>
+#include <string>
+#include <vector>
 
 #include "core/error.hpp"
-#include "core/progress.hpp"
-#include "datasets/image.hpp"
 #include "datasets/task_config.hpp"
 #include "harness/commands.hpp"
-#include "kernels/rms_norm.hpp"
+#include "methods/kv_memory.hpp"
 #include "models/config/model_config.hpp"
-#include "models/image/rgb8_image.hpp"
-#include "models/io/checkpoint.hpp"
-#include "models/runtime/vlm.hpp"
 #include "results/perf_metrics.hpp"
 #include "results/results_store.hpp"
 
 namespace mlab::harness {
 namespace {
+
+namespace fs = std::filesystem;
+
+const std::vector<std::string> kTasks = {"ai2d",           "gqa",     "pope",      "seedbench",
+                                         "realworldqa",    "mmbench_en_dev", "chartqa",
+                                         "docvqa_val"};
+// Column heads of the table, in kTasks order (the paper's Table 2 names).
+const std::vector<std::string> kTaskHeads = {"AI2D", "GQA", "POPE", "SEED",
+                                             "RWQA", "MMB",  "ChartQA", "DocVQA"};
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -39,247 +49,243 @@ std::string fixed(double value, int digits) {
   return buf;
 }
 
-// Step 1: every config.json under `dir` parses; prints the shapes that decide KV memory.
-void check_configs(const std::filesystem::path& dir, std::ostream& out) {
-  MLAB_CHECK(std::filesystem::is_directory(dir), dir.string(),
-             ": not a directory of model configs (pass --configs)");
-  std::vector<std::filesystem::path> files;
-  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-    if (entry.path().extension() == ".json") files.push_back(entry.path());
-  }
-  std::sort(files.begin(), files.end());
-  MLAB_CHECK(!files.empty(), dir.string(), ": no *.json model configs");
-  out << "[1/5] model configs (" << dir.string() << ")\n";
-  out << "  model                            family       layers  heads/kv  head_dim  dense KV "
-         "bf16\n";
-  for (const auto& file : files) {
-    const auto config = models::load_model_config(file);
-    const auto& t = config.text;
-    // K and V, every layer, every KV head, head_dim elements of 2 bytes, per cached token.
-    const int64_t bytes = 2 * t.num_hidden_layers * t.num_key_value_heads * t.head_dim * 2;
-    char line[200];
-    std::snprintf(
-        line, sizeof(line), "  %-32s %-12s %6lld  %3lld/%-4lld  %8lld  %7.1f KiB/token\n",
-        file.stem().string().c_str(), std::string(models::family_name(config.family)).c_str(),
-        static_cast<long long>(t.num_hidden_layers), static_cast<long long>(t.num_attention_heads),
-        static_cast<long long>(t.num_key_value_heads), static_cast<long long>(t.head_dim),
-        static_cast<double>(bytes) / 1024.0);
-    out << line;
-  }
+std::string join_tasks() {
+  std::string s;
+  for (const auto& t : kTasks) s += (s.empty() ? "" : ",") + t;
+  return s;
 }
 
-// Step 2: write a sharded checkpoint of mixed dtypes with our writer, read it back, compare.
-void checkpoint_round_trip(const std::filesystem::path& dir, std::ostream& out) {
-  out << "[2/5] checkpoint round trip (" << dir.string() << ")\n";
-  std::vector<std::pair<std::string, at::Tensor>> tensors;
-  const int64_t layers = 4, hidden = 256;
-  for (int64_t i = 0; i < layers; ++i) {
-    const std::string p = "model.layers." + std::to_string(i) + ".";
-    tensors.emplace_back(p + "self_attn.q_proj.weight",
-                         at::randn({hidden, hidden}).to(at::kBFloat16));
-    tensors.emplace_back(p + "self_attn.k_proj.weight",
-                         at::randn({hidden / 2, hidden}).to(at::kHalf));
-    tensors.emplace_back(p + "input_layernorm.weight", at::randn({hidden}));
-  }
-  tensors.emplace_back("position_ids", at::arange(64, at::kLong).unsqueeze(0));
-  tensors.emplace_back("image_mask", at::rand({3, 7}) > 0.5);
-  tensors.emplace_back("logit_scale", at::scalar_tensor(2.5, at::kDouble));
-  tensors.emplace_back("empty", at::empty({0, 3}, at::kInt));
-  int64_t total = 0;
-  for (const auto& [name, t] : tensors) total += static_cast<int64_t>(t.nbytes());
+// One evaluated configuration of the table.
+struct Row {
+  std::string label;   // the run name after "quickstart/"
+  fs::path model;      // the model evaluated
+  std::string method;  // its KV method stack (eval's grammar)
+  std::string group;   // the table section: baseline | MLA | pruning | quantization
+  std::string nominal = "";  // the stack methods::kv_memory prices ("": method)
+};
 
-  auto start = std::chrono::steady_clock::now();
-  models::save_checkpoint(dir, tensors, {{"format", "pt"}, {"writer", "mla-bench quickstart"}},
-                          /*max_shard_bytes=*/200 * 1024);
-  const double write_s = seconds_since(start);
-  start = std::chrono::steady_clock::now();
-  const auto checkpoint = models::Checkpoint::open(dir);
-  int64_t mismatches = 0;
-  for (const auto& [name, expected] : tensors) {
-    const auto got = checkpoint.get(name);
-    const bool same = got.scalar_type() == expected.scalar_type() &&
-                      got.sizes() == expected.sizes() && at::equal(got, expected);
-    if (!same) {
-      ++mismatches;
-      out << "  MISMATCH " << name << "\n";
-    }
-  }
-  const double read_s = seconds_since(start);
-  MLAB_CHECK(mismatches == 0, dir.string(), ": ", mismatches,
-             " tensors differ after the round trip");
-  MLAB_CHECK(checkpoint.names().size() == tensors.size(), dir.string(), ": wrote ", tensors.size(),
-             " tensors, read ", checkpoint.names().size());
-  const double mb = static_cast<double>(total) / 1e6;
-  out << "  " << tensors.size() << " tensors (bf16, f16, f32, f64 0-d, i64, i32 empty, bool), "
-      << fixed(mb, 2) << " MB in " << checkpoint.shards().size() << " shards: bit-exact; write "
-      << fixed(mb / std::max(write_s, 1e-9), 0) << " MB/s, open+read "
-      << fixed(mb / std::max(read_s, 1e-9), 0) << " MB/s\n";
-}
-
-// Step 4: the VLM runtime on the tiny random-weight fixtures of the three families (the shipped
-// models of DESIGN.md §6 arrive with training): one image, one question, greedy.
-void vlm_check(const std::filesystem::path& tiny_dir, const std::string& device_name,
-               std::ostream& out) {
-  out << "[4/5] VLM runtime (" << tiny_dir.string() << ", random weights) on " << device_name
-      << "\n";
-  const auto image_path = tiny_dir.parent_path() / "images" / "reference" / "large.input.png";
-  const datasets::Image decoded = datasets::decode_image(image_path);
-  const auto image = image::make_rgb8_image(decoded.width, decoded.height, decoded.rgb);
-  for (const std::string family : {"llava", "llava_next", "qwen2_5_vl"}) {
-    models::VlmOptions o;
-    o.device = c10::Device(device_name);
-    o.dtype = c10::kFloat;
-    const models::Vlm vlm = models::Vlm::load(tiny_dir / family, o);
-    const auto request = models::VlmRequest::single("What is in the image?", {image});
-    const auto inputs = vlm.prepare(std::span(&request, 1));
-    models::GenerateOptions go;
-    go.max_new_tokens = 16;
-    go.stop_at_eos = false;
-    const auto r = vlm.generate(inputs, go);
-    out << "  " << family << ": " << inputs.input_ids.size(1) << " prompt tokens ("
-        << inputs.input_ids.eq(vlm.config().image_token_id).sum().item<int64_t>()
-        << " image), prefill " << fixed(r.prefill_seconds * 1e3, 1) << " ms, decode "
-        << fixed(r.decode_steps / std::max(r.decode_seconds, 1e-9), 0) << " tok/s, KV "
-        << r.kv_bytes << " B\n";
-  }
-}
-
-// Step 3: the RMSNorm kernel (CUDA when available) against its ATen reference.
-void kernel_check(const std::string& device_name, std::ostream& out) {
-  const at::Device device(device_name);
-  MLAB_CHECK(!device.is_cuda() || at::hasCUDA(), "--device cuda: no CUDA device is available");
-  const bool kernel = device.is_cuda() && kernels::built_with_cuda();
-  out << "[3/5] RMSNorm on " << device << (kernel ? " (CUDA kernel)" : " (ATen reference)") << "\n";
-  const auto x = at::randn({64, 4096}, at::device(device));
-  const auto w = at::randn({4096}, at::device(device));
-  const auto got = kernels::rms_norm(x, w, 1e-6);
-  const auto reference = kernels::rms_norm_reference(x, w, 1e-6);
-  const double diff = (got - reference).abs().max().item<double>();
-  MLAB_CHECK(diff <= 1e-4, "RMSNorm on ", device, ": max |diff| ", diff, " vs the reference");
-  out << "  max |kernel - reference| = " << diff << "\n";
-}
-
-// Step 5: the results workflow (DESIGN.md §6) on the tiny fixture LLaVA and the fixture datasets
-// of the eight benchmarks: convert it to MLA, evaluate both into SQLite, print the Table-2-style
-// comparison (score, KV memory, speed), write the dashboard. The models have random weights:
-// the scores show the plumbing, not quality (trained tiny models arrive with the training issue).
-void results_check(const QuickstartOptions& options, std::ostream& out) {
-  const std::filesystem::path source(MLAB_SOURCE_DIR);
-  const auto data = source / "tests" / "data";
-  const auto dir = options.work_dir;
-  out << "[5/5] evaluation into " << (dir / "results.sqlite").string()
-      << " (tiny LLaVA + its MLA conversion, fixture datasets of the 8 benchmarks)\n";
-  std::ostringstream quiet;
-  ConvertOptions co;
-  co.model = data / "tiny_vlms" / "llava";
-  co.out = dir / "llava-mla";
-  co.rope = "2norm";
-  co.rope_dims = 4;
-  co.d_kv = 8;
-  co.svd = "md";
-  co.calib = data / "datasets" / "pope";
-  co.device = options.device;
-  co.threads = options.threads;
-  MLAB_CHECK(run_convert(co, quiet) == 0, "quickstart: conversion violated Theorem 2.1:\n",
-             quiet.str());
-  const std::string tasks = "ai2d,gqa,pope,seedbench,realworldqa,mmbench_en_dev,chartqa,docvqa_val";
-  const auto llava = data / "tiny_vlms" / "llava";
-  // (run name, model, method stack): the model as loaded, its MLA conversion, and the compared
-  // methods of Table 2 at their documented defaults (configs/methods/).
-  const std::vector<std::tuple<std::string, std::filesystem::path, std::string>> runs = {
-      {"quickstart/full", llava, "full"},
-      {"quickstart/mha2mla", co.out, "mha2mla"},
-      {"quickstart/h2o", llava, "h2o"},
-      {"quickstart/tova", llava, "tova"},
-      {"quickstart/streaming_llm", llava, "streaming_llm"},
-      {"quickstart/quanto-int4", llava, "quanto:bits=4"},
-      {"quickstart/quanto-int2", llava, "quanto:bits=2"},
-      {"quickstart/hqq-int4", llava, "hqq:bits=4"},
-      {"quickstart/hqq-int2", llava, "hqq:bits=2"},
-      // The tiny model's latent is 32 wide (4 KV heads x d_kv 8): groups of 32, not 64.
-      {"quickstart/mha2mla+quanto-int4", co.out, "mha2mla+quanto:bits=4,group=32"},
-  };
-  for (const auto& [name, model, method] : runs) {
-    EvalOptions eo;
-    eo.model = model;
-    eo.methods = method;
-    eo.tasks = tasks;
-    eo.datasets = data / "datasets";
-    eo.db = dir / "results.sqlite";
-    eo.run_name = name;
-    eo.batch_size = 2;
-    eo.device = options.device;
-    eo.threads = options.threads;
-    eo.seed = options.seed;
-    eo.series = name;
-    eo.configs_dir = source / "configs" / "tasks";
-    eo.rank = 0;
-    eo.world_size = 1;
-    run_eval(eo, quiet);
-  }
-  results::OpenOptions ro;
-  ro.read_only = true;
-  const auto store = results::ResultsStore::open(dir / "results.sqlite", ro);
-  out << "  run                               tasks  mean score  KV B/token/layer  vs original  "
-         "decode tok/s\n";
-  for (const auto& [name, model, method] : runs) {
-    const int64_t id = store.require_run(name);
-    double score = 0, decode = 0;
-    int scored = 0, timed = 0;
-    std::map<std::string, bool> task_seen;
-    for (const auto& m : store.metrics(id)) {
-      task_seen[m.task] = true;
-      if (m.metric == results::kDecodeTokensPerS) {
-        decode += m.value;
-        ++timed;
-      }
-    }
-    // Each task's first lmms-eval metric (the paper's column) as the task's score.
-    for (const auto& [task, _] : task_seen) {
-      const auto config = datasets::TaskConfig::load(source / "configs" / "tasks", task);
-      for (const auto& m : store.metrics(id)) {
-        if (m.task == task && m.metric == config.metrics.front().metric) {
-          score += m.value;
-          ++scored;
-        }
-      }
-    }
-    const auto kv = store.kv_memory(id);
-    char line[160];
-    std::snprintf(
-        line, sizeof line, "  %-33s %5d  %10.4f  %16.1f  %10.2f%%  %12.0f\n", name.c_str(), scored,
-        scored > 0 ? score / scored : 0.0, kv.empty() ? 0.0 : kv[0].bytes_per_token_layer_measured,
-        kv.empty() ? 0.0 : 100 * (kv[0].vs_original - 1), timed > 0 ? decode / timed : 0.0);
-    out << line;
-  }
-  DashboardOptions dopt;
-  dopt.db = dir / "results.sqlite";
-  dopt.out = dir / "site";
-  dopt.configs_dir = source / "configs" / "tasks";
-  run_dashboard(dopt, quiet);
-  out << "  dashboard: " << (dopt.out / "index.html").string() << "; next: mla-bench report --db "
-      << dopt.db.string() << " --table 1, mla-bench regress "
-      << "--db " << dopt.db.string() << " --baseline quickstart/full --candidate "
-      << "quickstart/mha2mla\n";
+// The fraction of the dense cache a stack keeps, by the paper's convention (methods/kv_memory:
+// bytes_nominal / bytes_original; pruning counts its kept fraction).
+double nominal_fraction(const models::ModelConfig& config, const std::string& method) {
+  const auto m = methods::kv_memory(config, methods::parse_method_stack(method), 1024, 16);
+  return m.bytes_nominal / m.bytes_original;
 }
 
 }  // namespace
 
-int run_quickstart(const QuickstartOptions& options, std::ostream& out) {
-  if (options.threads > 0) at::set_num_threads(options.threads);
-  at::manual_seed(static_cast<uint64_t>(options.seed));
+int run_quickstart(const QuickstartOptions& o, std::ostream& out) {
+  if (o.threads > 0) at::set_num_threads(o.threads);
+  at::manual_seed(static_cast<uint64_t>(o.seed));
   const auto start = std::chrono::steady_clock::now();
-  out << "mla-bench quickstart: seed " << options.seed << ", " << at::get_num_threads()
-      << " threads, device " << options.device << "\n";
-  check_configs(options.configs_dir, out);
-  checkpoint_round_trip(options.work_dir / "roundtrip-checkpoint", out);
-  kernel_check(options.device, out);
-  vlm_check(std::filesystem::path(MLAB_SOURCE_DIR) / "tests" / "data" / "tiny_vlms", options.device,
-            out);
-  results_check(options, out);
-  out << "quickstart: OK in " << fixed(seconds_since(start), 2)
-      << " s (training and trained demo models are still to come; `mla-bench list methods` "
-         "lists every KV method and its options)\n";
+  const fs::path source(MLAB_SOURCE_DIR);
+  const fs::path configs = source / "configs" / "tasks";
+  MLAB_CHECK(fs::is_directory(o.model), o.model.string(),
+             ": no such model dir (the shipped demo models are under assets/models/; pass "
+             "--model)");
+  MLAB_CHECK(!o.d_kv.empty(), "quickstart: --d-kv needs at least one value");
+  fs::create_directories(o.work_dir);
+  out << "mla-bench quickstart: " << o.model.filename().string() << ", seed " << o.seed << ", "
+      << at::get_num_threads() << " threads, device " << o.device << "; work dir "
+      << o.work_dir.string() << "\n";
+  std::vector<std::pair<std::string, double>> phases;  // (phase, seconds)
+  std::ostringstream quiet;
+
+  // [1/5] The synthetic suite: eval sets and fine-tuning data from disjoint seeds.
+  auto t0 = std::chrono::steady_clock::now();
+  const fs::path synth = o.work_dir / "synth";
+  {
+    out << "[1/5] synthetic suite: " << synth.string() << " (" << o.samples
+        << " eval samples per task, " << o.train_samples << " fine-tuning records per task)\n";
+    MLAB_CHECK(fs::exists(synth / "synth.json"), "quickstart: WIP: run `mla-bench synth --out ",
+               synth.string(), "` first");
+  }
+  phases.emplace_back("synthetic suite", seconds_since(t0));
+
+  // [2/5] MHA2MLA-VLM at each d_kv: partial RoPE (MKL) -> stage 1 -> MD-SVD -> stage 2.
+  t0 = std::chrono::steady_clock::now();
+  const auto config = models::load_model_config(o.model / "config.json");
+  std::vector<std::pair<int64_t, fs::path>> converted;
+  for (const int64_t d_kv : o.d_kv) {
+    Mha2mlaOptions mo;
+    mo.model = o.model;
+    mo.data = synth / "train" / "train.jsonl";
+    mo.out = o.work_dir / "models" /
+             ("mla-r" + std::to_string(o.rope_dims) + "-dkv" + std::to_string(d_kv));
+    mo.rope = "mkl";
+    mo.rope_dims = o.rope_dims;
+    mo.d_kv = d_kv;
+    mo.stage1_steps = o.steps;
+    mo.stage2_steps = o.steps;
+    mo.lr1 = o.lr;
+    mo.lr2 = o.lr;
+    mo.batch = o.batch;
+    mo.accum = 1;
+    mo.calib_samples = 64;
+    mo.mkl_samples = 16;
+    mo.seed = static_cast<uint64_t>(o.seed) + 42;
+    mo.resume = true;
+    mo.device = o.device;
+    mo.threads = o.threads;
+    out << "[2/5] MHA2MLA-VLM: r = " << o.rope_dims << ", d_kv = " << d_kv << " ("
+        << o.steps << " steps per stage, batch " << o.batch << ") -> " << mo.out.string()
+        << "\n";
+    const auto t = std::chrono::steady_clock::now();
+    std::ostringstream log;
+    MLAB_CHECK(run_mha2mla(mo, log) == 0, "quickstart: the MHA2MLA pipeline failed:\n",
+               log.str());
+    out << "  done in " << fixed(seconds_since(t), 1) << " s\n";
+    converted.emplace_back(d_kv, mo.out / "stage2");
+  }
+  phases.emplace_back("MHA2MLA conversion + fine-tuning", seconds_since(t0));
+
+  // [3/5] Every compared method on the eight tasks. Pruning runs at the nominal KV memory of
+  // each MLA model, so each MLA row has H2O / TOVA rows of the same memory beside it.
+  std::vector<Row> rows = {{"full", o.model, "full", "baseline"}};
+  auto mla_spec = [&](int64_t d_kv) {
+    return "mha2mla:d_kv=" + std::to_string(d_kv) + ",rope_dim=" + std::to_string(o.rope_dims);
+  };
+  for (const auto& [d_kv, dir] : converted)
+    rows.push_back({"mha2mla-dkv" + std::to_string(d_kv), dir, "mha2mla", "MLA", mla_spec(d_kv)});
+  const std::string residual = ",residual=" + std::to_string(o.quant_residual);
+  {
+    const auto& [d_kv, dir] = converted.front();
+    const auto mla_config = models::load_model_config(dir / "config.json");
+    const int64_t latent = mla_config.text.num_key_value_heads * d_kv;
+    const int64_t group = std::min<int64_t>(64, latent);
+    const std::string quanto = "+quanto:bits=4,group=" + std::to_string(group) + residual;
+    rows.push_back({"mha2mla-dkv" + std::to_string(d_kv) + "+quanto-int4", dir,
+                    "mha2mla" + quanto, "MLA", mla_spec(d_kv) + quanto});
+  }
+  for (const auto& [d_kv, dir] : converted) {
+    const double keep = nominal_fraction(config, mla_spec(d_kv));
+    char budget[32];
+    std::snprintf(budget, sizeof budget, "%.4f", keep);
+    const std::string tag = "@dkv" + std::to_string(d_kv);
+    rows.push_back({"h2o" + tag, o.model, std::string("h2o:budget=") + budget, "pruning"});
+    rows.push_back({"tova" + tag, o.model, std::string("tova:budget=") + budget, "pruning"});
+    rows.push_back(
+        {"streaming_llm" + tag, o.model, std::string("streaming_llm:budget=") + budget, "pruning"});
+  }
+  for (const std::string q : {"quanto", "hqq"}) {
+    for (const int bits : {4, 2}) {
+      rows.push_back({q + "-int" + std::to_string(bits), o.model,
+                      q + ":bits=" + std::to_string(bits) + residual, "quantization"});
+    }
+  }
+  t0 = std::chrono::steady_clock::now();
+  const fs::path db = o.work_dir / "results.sqlite";
+  out << "[3/5] evaluating " << rows.size() << " configurations x " << kTasks.size()
+      << " tasks x " << o.samples << " samples into " << db.string() << "\n";
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const auto& r = rows[i];
+    EvalOptions eo;
+    eo.model = r.model;
+    eo.methods = r.method;
+    eo.tasks = join_tasks();
+    eo.datasets = synth;
+    eo.db = db;
+    eo.run_name = "quickstart/" + r.label;
+    eo.batch_size = o.eval_batch;
+    eo.device = o.device;
+    eo.threads = o.threads;
+    eo.seed = o.seed;
+    eo.series = "quickstart/" + r.label;
+    eo.configs_dir = configs;
+    eo.rank = 0;
+    eo.world_size = 1;
+    const auto t = std::chrono::steady_clock::now();
+    run_eval(eo, quiet);
+    out << "  [" << (i + 1) << "/" << rows.size() << "] " << r.label << " (" << r.method << "): "
+        << fixed(seconds_since(t), 1) << " s\n";
+  }
+  phases.emplace_back("evaluation", seconds_since(t0));
+
+  // [4/5] The table.
+  t0 = std::chrono::steady_clock::now();
+  results::OpenOptions ro;
+  ro.read_only = true;
+  const auto store = results::ResultsStore::open(db, ro);
+  std::map<std::string, datasets::TaskConfig> task_configs;
+  for (const auto& t : kTasks) task_configs.emplace(t, datasets::TaskConfig::load(configs, t));
+  // KV bytes the full cache held over the same samples: the denominator of "measured".
+  auto kv_bytes_total = [&](int64_t run) {
+    double bytes = 0;
+    for (const auto& s : store.samples(run))
+      if (s.error.empty()) bytes += static_cast<double>(std::max(s.kv_bytes, s.kv_bytes_peak));
+    return bytes;
+  };
+  const double full_bytes = kv_bytes_total(store.require_run("quickstart/full"));
+  out << "[4/5] Table 2 in miniature (" << o.model.filename().string()
+      << ", synthetic suite; score x100 per task; KV = cache bytes as % of the full cache, "
+         "measured over these samples / nominal by the paper's convention)\n";
+  std::string head = "  " + std::string(34, ' ');
+  char cell[64];
+  for (const auto& h : kTaskHeads) {
+    std::snprintf(cell, sizeof cell, " %7s", h.c_str());
+    head += cell;
+  }
+  head += "     Avg   KV meas  KV nom  decode tok/s";
+  out << head << "\n";
+  std::string section;
+  for (const auto& r : rows) {
+    if (r.group != section) {
+      section = r.group;
+      out << "  -- " << section << "\n";
+    }
+    const int64_t id = store.require_run("quickstart/" + r.label);
+    const auto metrics = store.metrics(id);
+    std::string line = "  ";
+    std::snprintf(cell, sizeof cell, "%-34s", r.label.c_str());
+    line += cell;
+    double sum = 0, decode = 0;
+    int scored = 0, timed = 0;
+    for (const auto& task : kTasks) {
+      const auto& tc = task_configs.at(task);
+      const std::string metric = tc.headline.substr(0, tc.headline.find(','));
+      double value = -1;
+      for (const auto& m : metrics)
+        if (m.task == task && m.metric == metric) value = m.value * tc.scale;
+      if (value >= 0) {
+        sum += value;
+        ++scored;
+        std::snprintf(cell, sizeof cell, " %7.1f", value);
+      } else {
+        std::snprintf(cell, sizeof cell, " %7s", "-");
+      }
+      line += cell;
+      for (const auto& m : metrics) {
+        if (m.task == task && m.metric == results::kDecodeTokensPerS) {
+          decode += m.value;
+          ++timed;
+        }
+      }
+    }
+    const double measured = full_bytes > 0 ? kv_bytes_total(id) / full_bytes : 0;
+    const double nominal = nominal_fraction(config, r.nominal.empty() ? r.method : r.nominal);
+    std::snprintf(cell, sizeof cell, " %7.1f  %7.1f%% %6.1f%%  %12.0f",
+                  scored ? sum / scored : 0.0, 100 * measured, 100 * nominal,
+                  timed ? decode / timed : 0.0);
+    line += cell;
+    out << line << "\n";
+  }
+  phases.emplace_back("table", seconds_since(t0));
+
+  // [5/5] The dashboard.
+  t0 = std::chrono::steady_clock::now();
+  DashboardOptions dopt;
+  dopt.db = db;
+  dopt.out = o.work_dir / "site";
+  dopt.configs_dir = configs;
+  run_dashboard(dopt, quiet);
+  phases.emplace_back("dashboard", seconds_since(t0));
+  out << "[5/5] dashboard: " << (dopt.out / "index.html").string() << "\n";
+
+  out << "time:";
+  for (const auto& [name, s] : phases) out << " " << name << " " << fixed(s, 1) << " s;";
+  out << " total " << fixed(seconds_since(start), 1) << " s\n";
+  out << "next: mla-bench report --db " << db.string() << " --table 2 | mla-bench regress --db "
+      << db.string() << " --baseline quickstart/full --candidate quickstart/"
+      << rows[1].label << " | mla-bench selftest\n";
   return 0;
 }
 
