@@ -95,9 +95,10 @@ std::string without_spaces(std::string s) {
 }
 
 std::string stage_title(const training::TrainableOptions& o) {
-  std::string s = o.stage == 1 ? "stage 1: partial RoPE (r = " + std::to_string(o.rope_dim) + ")"
-                               : "stage 2: MLA (r = " + std::to_string(o.rope_dim) +
-                                     ", d_kv = " + std::to_string(o.d_kv) + ")";
+  std::string s = o.stage == 0   ? std::string("stage 0: the unconverted model (all parameters)")
+                  : o.stage == 1 ? "stage 1: partial RoPE (r = " + std::to_string(o.rope_dim) + ")"
+                                 : "stage 2: MLA (r = " + std::to_string(o.rope_dim) +
+                                       ", d_kv = " + std::to_string(o.d_kv) + ")";
   s += "; peft_train " + std::string(training::peft_version_name(*o.peft));
   s += o.freeze_vit ? "; vision tower frozen" : "; vision tower trained";
   s += o.freeze_aligner ? "; projector frozen" : "; projector trained";
@@ -172,7 +173,7 @@ int run_train(const TrainOptions& options, std::ostream& out) {
     } catch (const Error& e) {
       throw UsageError(std::string("mla-bench train: --peft: ") + e.what());
     }
-    if (options.stage == 0) {
+    if (options.stage < 0) {
       throw UsageError("mla-bench train: --peft applies to one stage: give --stage 1 or 2");
     }
   }
@@ -184,7 +185,7 @@ int run_train(const TrainOptions& options, std::ostream& out) {
   unconverted.stage = 0;
   const int64_t original = training::TrainableSet::build(config, unconverted).total_parameters();
   std::vector<int> stages =
-      options.stage == 0 ? std::vector<int>{1, 2} : std::vector<int>{options.stage};
+      options.stage < 0 ? std::vector<int>{1, 2} : std::vector<int>{options.stage};
   const bool swift_defaults = !options.freeze_aligner && !options.train_vision;
 
   nlohmann::json report = {{"model_config", config_path.string()},
@@ -204,7 +205,8 @@ int run_train(const TrainOptions& options, std::ostream& out) {
                                  .peft = peft,
                                  .rope_dim = options.rope_dims,
                                  .d_kv = options.d_kv,
-                                 .freeze_vit = !options.train_vision,
+                                 .freeze_vit = training::freeze_vit_for_stage(
+                                     stage, options.train_vision, options.freeze_vision),
                                  .freeze_aligner = options.freeze_aligner};
     const training::TrainableSet set = training::TrainableSet::build(config, o);
     const bool authors =
@@ -213,7 +215,9 @@ int run_train(const TrainOptions& options, std::ostream& out) {
     const std::string ours = paper_style(set.trainable_parameters(), set.trainable_share());
     j["paper_style"] = ours;
     j["paper"] = nullptr;
-    if (model) {
+    if (model && stage == 0) {
+      j["paper"] = "the paper trains converted models only (stages 1 and 2)";
+    } else if (model) {
       j["paper"] = paper_stage(*model, set.options(), authors);
       if (j["paper"].is_object()) {
         auto& e = j["paper"];

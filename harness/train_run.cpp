@@ -14,6 +14,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -117,7 +118,10 @@ int run_training(const TrainOptions& o, std::ostream& std_out) {
         "mla-bench train: give --model DIR, --data FILE.json and --out DIR "
         "(or --dry-run to print the trainable sets)");
   }
-  if (o.stage != 1 && o.stage != 2) throw UsageError("mla-bench train: give --stage 1 or 2");
+  if (o.stage < 0 || o.stage > 2) {
+    throw UsageError(
+        "mla-bench train: give --stage 1 or 2 (0: every parameter of an unconverted model)");
+  }
   if ((o.steps > 0) == (o.epochs > 0)) {
     throw UsageError("mla-bench train: give one of --steps N or --epochs E");
   }
@@ -155,8 +159,9 @@ int run_training(const TrainOptions& o, std::ostream& std_out) {
                 (ms.stage == 0 ? std::string("model without MHA2MLA conversion")
                                : "stage-" + std::to_string(ms.stage) + " model") +
                 ", not stage " + std::to_string(o.stage) +
-                (o.stage == 1 ? ": stage 1 trains the dir of `mla-bench convert --stage 1`"
-                              : ": stage 2 trains the dir of `mla-bench convert --stage 2`"));
+                (o.stage == 0   ? ": stage 0 trains a model without MHA2MLA conversion"
+                 : o.stage == 1 ? ": stage 1 trains the dir of `mla-bench convert --stage 1`"
+                                : ": stage 2 trains the dir of `mla-bench convert --stage 2`"));
   }
   if (o.dtype != "auto" && !o.dtype.empty()) vo.dtype = models::parse_compute_dtype(o.dtype);
   auto model = models::Vlm::load(load_dir, vo);
@@ -195,13 +200,41 @@ int run_training(const TrainOptions& o, std::ostream& std_out) {
                        .peft = peft,
                        .rope_dim = ms.rope_dim > 0 ? ms.rope_dim : o.rope_dims,
                        .d_kv = ms.d_kv > 0 ? ms.d_kv : o.d_kv,
-                       .freeze_vit = !o.train_vision,
+                       .freeze_vit = training::freeze_vit_for_stage(o.stage, o.train_vision,
+                                                                    o.freeze_vision),
                        .freeze_aligner = o.freeze_aligner});
+  // The vision tower's tensors that the forward never reads (CLIP's layers after
+  // vision_feature_layer and its post_layernorm: Vlm::load does not keep them) get no gradient in
+  // transformers either (torch.optim.AdamW skips a parameter whose grad is None): they stay as
+  // loaded, and the checkpoint copies them from the source.
+  std::set<std::string, std::less<>> loaded;
+  for (const auto& [name, t] : model.named_parameters()) loaded.insert(name);
   std::vector<std::string> names;
+  int64_t unused_vision = 0;
   for (const auto& p : set.parameters()) {
-    if (p.trainable) names.push_back(p.name);
+    if (!p.trainable) continue;
+    if (p.group == "vision_tower" && !loaded.contains(p.name)) {
+      ++unused_vision;
+      continue;
+    }
+    names.push_back(p.name);
   }
-  const auto schedule = training::LrSchedule::wsd(o.lr, training::WsdSpec{}, total);
+  // The schedule: the authors' WSD with their ratios by default (warmup 0.1, decay from 0.9 over
+  // 0.1, 1-sqrt), or transformers' cosine with warmup (from-scratch runs, docs/synth_models.md).
+  const auto schedule = [&] {
+    if (o.lr_schedule == "cosine") {
+      return training::LrSchedule::cosine_with_warmup(
+          o.lr, training::warmup_steps_from_ratio(o.warmup_ratio, total), total, 0.5,
+          o.min_lr_ratio);
+    }
+    MLAB_CHECK(o.lr_schedule == "wsd", "--lr-schedule: wsd or cosine, got '", o.lr_schedule, "'");
+    training::WsdSpec spec;
+    spec.warmup_steps = o.warmup_ratio;
+    spec.decay_starting_step = 1.0 - o.decay_ratio;
+    spec.decay_steps = o.decay_ratio;
+    spec.min_decay_lr = o.min_lr_ratio * o.lr;
+    return training::LrSchedule::wsd(o.lr, spec, total);
+  }();
   training::TrainerOptions topt;
   topt.adamw.weight_decay = o.weight_decay;
   topt.max_grad_norm = o.max_grad_norm;
@@ -215,6 +248,10 @@ int run_training(const TrainOptions& o, std::ostream& std_out) {
                     {"data", o.data.string()},
                     {"total_steps", total},
                     {"lr", o.lr},
+                    {"lr_schedule", o.lr_schedule},
+                    {"warmup_ratio", o.warmup_ratio},
+                    {"decay_ratio", o.decay_ratio},
+                    {"min_lr_ratio", o.min_lr_ratio},
                     {"batch_size", o.batch},
                     {"grad_accum", o.accum},
                     {"seed", o.seed},
@@ -260,7 +297,11 @@ int run_training(const TrainOptions& o, std::ostream& std_out) {
       << " records (" << data.skipped.size() << " skipped while reading); " << total << " steps of "
       << o.batch << " x " << o.accum << " samples"
       << (dist ? " x " + std::to_string(world) + " ranks (" + dist->backend() + ")" : "")
-      << "; peak lr " << o.lr << "\n";
+      << "; peak lr " << o.lr << " (" << o.lr_schedule << ")\n";
+  if (unused_vision > 0) {
+    out << unused_vision << " vision-tower tensors the forward does not read (after "
+        << "vision_feature_layer) stay as loaded\n";
+  }
   auto save = [&] {
     if (rank != 0) return;
     json state = {{"position", position}, {"run", run}, {"skipped_records", skipped}};

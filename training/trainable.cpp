@@ -210,6 +210,10 @@ PeftVersion default_peft_version(int stage) {
   return PeftVersion::kNone;
 }
 
+bool freeze_vit_for_stage(int stage, bool train_vision, bool freeze_vision) {
+  return stage == 0 ? freeze_vision : !train_vision;
+}
+
 bool authors_peft_rule(PeftVersion version, std::string_view n) {
   const bool attn = contains(n, "attn"), norm = contains(n, "norm");
   const bool v3 = attn && !contains(n, "o_proj");

@@ -19,6 +19,9 @@
 //     v5: v4 & !"q_proj"                              | "norm"
 //     v6: v5 & !"up_"                                 | "norm"
 //   peft_train unset (none): no freezing inside the LLM; lm_head and embeddings train too.
+// Stage 0 is ours, not the authors': the unconverted model (q/k/v/o) with peft none and, by
+// default, the vision tower trained too (freeze_vit_for_stage): every tensor trainable, what
+// training a small VLM from scratch needs (issue F9; docs/synth_models.md).
 // Names are our canonical checkpoint names (models/nn/weights.hpp; transformers 4.51's in-memory
 // names), the converted attention as methods/mha2mla/mha2mla_converter.hpp save_converted writes
 // it. tests/training/test_trainable.cpp checks every name, shape and flag against the authors'
@@ -44,6 +47,11 @@ std::string_view peft_version_name(PeftVersion version);
 const std::vector<std::string>& peft_version_names();
 // What the authors' cfgs/stage{1,2}.yaml use: v4 for stage 1, v2 for stage 2 (stage 0: none).
 PeftVersion default_peft_version(int stage);
+
+// swift's freeze_vit for `stage` from the CLI's flags: stages 1 and 2 freeze the vision tower
+// unless `train_vision` (the authors' cfgs: frozen); stage 0 (all parameters) trains it unless
+// `freeze_vision`.
+bool freeze_vit_for_stage(int stage, bool train_vision, bool freeze_vision);
 
 // utils.py:freeze_non_attn_weights's test for one parameter name relative to the language model
 // (e.g. "model.layers.0.self_attn.q_proj.weight"), precedence quirk included. kNone: true.
