@@ -123,6 +123,13 @@ struct Cli {
     quick_cmd->add_option("--eval-batch", quickstart.eval_batch, "Eval rows per batch")
         ->check(CLI::PositiveNumber)
         ->capture_default_str();
+    quick_cmd->add_option("--db", quickstart.db, "Results database (default: <work-dir>/results.sqlite)");
+    quick_cmd->add_option("--run-prefix", quickstart.run_prefix,
+                          "Runs are named <prefix>/<configuration> (a rerun of a name resumes)")
+        ->capture_default_str();
+    quick_cmd->add_option("--series-prefix", quickstart.series_prefix,
+                          "Dashboard series <prefix>/<configuration> (default: --run-prefix); "
+                          "tools/nightly.sh keeps one series per configuration across nights");
     quick_cmd->callback(
         [this, &out] { action = [this, &out] { return run_quickstart(quickstart, out); }; });
 
@@ -700,6 +707,34 @@ struct Cli {
     memory->add_flag("--json", memory_options->json, "One JSON object");
     memory->callback([this, memory_options, &out] {
       action = [memory_options, &out] { return run_memory(*memory_options, out); };
+    });
+
+    auto synth_options = std::make_shared<SynthCommandOptions>();
+    synth_options->configs_dir = std::filesystem::path(MLAB_SOURCE_DIR) / "configs" / "tasks";
+    auto* synth_cmd = app.add_subcommand(
+        "synth", "Write the synthetic eight-task suite (dataset dirs + LLaVA training data)");
+    synth_cmd->footer(
+        "Deterministic: the same arguments give the same bytes. Layout, tasks and chance levels: "
+        "docs/synth.md.");
+    synth_cmd->add_option("--out", synth_options->out, "Suite dir (<task>/, train/, synth.json)")
+        ->required();
+    synth_cmd->add_option("--seed", synth_options->seed, "Seed of every stream")
+        ->capture_default_str();
+    synth_cmd
+        ->add_option("--n", synth_options->n,
+                     "Eval samples per task (POPE: per category; MMBench: questions x 4 copies)")
+        ->capture_default_str();
+    synth_cmd->add_option("--train-n", synth_options->train_n, "Training records per task")
+        ->capture_default_str();
+    synth_cmd->add_option("--image-size", synth_options->image_size, "Image side, pixels")
+        ->capture_default_str();
+    synth_cmd->add_option("--tasks", synth_options->tasks,
+                          "Comma-separated tasks (default: all eight)");
+    synth_cmd->add_option("--configs", synth_options->configs_dir, "Directory of task configs")
+        ->capture_default_str();
+    synth_cmd->add_flag("--quiet", synth_options->quiet, "No progress on stderr");
+    synth_cmd->callback([this, synth_options, &out] {
+      action = [synth_options, &out] { return run_synth(*synth_options, out); };
     });
 
     for (auto& p : planned) {

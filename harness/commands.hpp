@@ -50,6 +50,9 @@ struct QuickstartOptions {
   double lr = 1e-3;                // peak LR of both stages (WSD)
   int64_t quant_residual = 16;     // Quanto / HQQ full-precision residual window (tokens)
   int64_t eval_batch = 8;          // eval rows per batch
+  std::filesystem::path db;        // "": <work_dir>/results.sqlite
+  std::string run_prefix = "quickstart";  // runs are <run_prefix>/<configuration>
+  std::string series_prefix;       // dashboard series <series_prefix>/<configuration> ("": run_prefix)
 };
 // `mla-bench quickstart`: the paper's Table 2 in miniature on the synthetic suite (issue F9):
 // synth -> MHA2MLA at each d_kv -> every compared method evaluated into <work_dir>/results.sqlite
@@ -367,5 +370,20 @@ struct ExportOptions {
 };
 // `mla-bench export`: a stored run in lmms-eval's output layout (evaluators/lmms_output.hpp).
 int run_export(const ExportOptions& options, std::ostream& out);
+
+struct SynthCommandOptions {
+  std::filesystem::path out;          // the suite dir
+  std::uint64_t seed = 1;
+  int64_t n = 50;                     // eval samples per task (POPE: per category)
+  int64_t train_n = 0;                // training records per task
+  int image_size = 112;
+  std::string tasks;                  // comma-separated lmms-eval names ("": all eight)
+  std::filesystem::path configs_dir;  // configs/tasks (training prompts)
+  bool quiet = false;                 // no progress on stderr
+};
+// `mla-bench synth`: the synthetic eight-task suite (synth/synth_suite.hpp, docs/synth.md);
+// prints the tasks with their sample counts and chance levels, and the generation speed.
+// Throws UsageError for bad arguments (exit 2).
+int run_synth(const SynthCommandOptions& options, std::ostream& out);
 
 }  // namespace mlab::harness

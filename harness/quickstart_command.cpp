@@ -173,7 +173,8 @@ int run_quickstart(const QuickstartOptions& o, std::ostream& out) {
     }
   }
   t0 = std::chrono::steady_clock::now();
-  const fs::path db = o.work_dir / "results.sqlite";
+  const fs::path db = o.db.empty() ? o.work_dir / "results.sqlite" : o.db;
+  const std::string series_prefix = o.series_prefix.empty() ? o.run_prefix : o.series_prefix;
   out << "[3/5] evaluating " << rows.size() << " configurations x " << kTasks.size()
       << " tasks x " << o.samples << " samples into " << db.string() << "\n";
   for (std::size_t i = 0; i < rows.size(); ++i) {
@@ -184,12 +185,12 @@ int run_quickstart(const QuickstartOptions& o, std::ostream& out) {
     eo.tasks = join_tasks();
     eo.datasets = synth;
     eo.db = db;
-    eo.run_name = "quickstart/" + r.label;
+    eo.run_name = o.run_prefix + "/" + r.label;
     eo.batch_size = o.eval_batch;
     eo.device = o.device;
     eo.threads = o.threads;
     eo.seed = o.seed;
-    eo.series = "quickstart/" + r.label;
+    eo.series = series_prefix + "/" + r.label;
     eo.configs_dir = configs;
     eo.rank = 0;
     eo.world_size = 1;
@@ -214,7 +215,7 @@ int run_quickstart(const QuickstartOptions& o, std::ostream& out) {
       if (s.error.empty()) bytes += static_cast<double>(std::max(s.kv_bytes, s.kv_bytes_peak));
     return bytes;
   };
-  const double full_bytes = kv_bytes_total(store.require_run("quickstart/full"));
+  const double full_bytes = kv_bytes_total(store.require_run(o.run_prefix + "/full"));
   out << "[4/5] Table 2 in miniature (" << o.model.filename().string()
       << ", synthetic suite; score x100 per task; KV = cache bytes as % of the full cache, "
          "measured over these samples / nominal by the paper's convention)\n";
@@ -232,7 +233,7 @@ int run_quickstart(const QuickstartOptions& o, std::ostream& out) {
       section = r.group;
       out << "  -- " << section << "\n";
     }
-    const int64_t id = store.require_run("quickstart/" + r.label);
+    const int64_t id = store.require_run(o.run_prefix + "/" + r.label);
     const auto metrics = store.metrics(id);
     std::string line = "  ";
     std::snprintf(cell, sizeof cell, "%-34s", r.label.c_str());
@@ -284,8 +285,8 @@ int run_quickstart(const QuickstartOptions& o, std::ostream& out) {
   for (const auto& [name, s] : phases) out << " " << name << " " << fixed(s, 1) << " s;";
   out << " total " << fixed(seconds_since(start), 1) << " s\n";
   out << "next: mla-bench report --db " << db.string() << " --table 2 | mla-bench regress --db "
-      << db.string() << " --baseline quickstart/full --candidate quickstart/"
-      << rows[1].label << " | mla-bench selftest\n";
+      << db.string() << " --baseline " << o.run_prefix << "/full --candidate " << o.run_prefix
+      << "/" << rows[1].label << " | mla-bench selftest\n";
   return 0;
 }
 

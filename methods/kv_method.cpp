@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 
 #include "core/error.hpp"
 #include "core/strings.hpp"
@@ -15,6 +17,29 @@
 
 namespace mlab::methods {
 namespace {
+
+// Fault injection for the nightly regression gate's own test (tools/nightly.sh, docs/nightly.md):
+// with MLAB_FAULT_CORRUPT_KV=<method name> (quanto | hqq), that method's quantizer stores the
+// negated tensor, so every quantized K/V (or latent) entry reads back with the wrong sign, the
+// way a broken kernel would corrupt the cache. Unset (always, outside that test): no effect.
+class NegatingQuantizer final : public models::Quantizer {
+ public:
+  explicit NegatingQuantizer(std::shared_ptr<const models::Quantizer> inner)
+      : inner_(std::move(inner)) {}
+  std::unique_ptr<models::QuantizedTensor> quantize(const at::Tensor& t) const override {
+    return inner_->quantize(-t);
+  }
+  int bits() const override { return inner_->bits(); }
+  std::string describe() const override { return inner_->describe() + " (corrupted)"; }
+
+ private:
+  std::shared_ptr<const models::Quantizer> inner_;
+};
+
+bool fault_corrupts(const std::string& method) {
+  const char* v = std::getenv("MLAB_FAULT_CORRUPT_KV");
+  return v != nullptr && method == v;
+}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -152,6 +177,10 @@ int64_t spec_int(const MethodSpec& spec, const std::string& key) {
 void QuantizingMethod::configure(CacheRecipe& recipe) const {
   recipe.key_quantizer = make_(spec_, static_cast<int>(spec_int(spec_, "axis_key")));
   recipe.value_quantizer = make_(spec_, static_cast<int>(spec_int(spec_, "axis_value")));
+  if (fault_corrupts(spec_.name)) {
+    recipe.key_quantizer = std::make_shared<NegatingQuantizer>(recipe.key_quantizer);
+    recipe.value_quantizer = std::make_shared<NegatingQuantizer>(recipe.value_quantizer);
+  }
   recipe.residual = spec_int(spec_, "residual");
   recipe.quantize_rope = spec_int(spec_, "quantize_rope") != 0;
   const auto t = spec_.options.find("target");
