@@ -147,7 +147,8 @@ inline void check_step0_gradients(const models::Vlm& model, const training::Trai
       CHECK(theirs <= 1e-6 * global);
       continue;
     }
-    const double rel = rel_diff(t.grad(), grad0.get(name));
+    // The runtime's own layout (CLIP's patch kernel is [C, 3*P*P]; the file's [C, 3, P, P]).
+    const double rel = rel_diff(t.grad(), grad0.get(name).reshape(t.sizes()));
     max_rel = std::max(max_rel, rel);
     CHECK(rel <= 1e-4);
     if (must_move(name)) CHECK(t.grad().abs().max().item<double>() > 0);
@@ -197,7 +198,7 @@ inline void check_steps_and_weights(
   for (const auto& [name, t] : trainer.trainable_parameters()) {
     INFO(name);
     const double bound = tolerance ? tolerance(name) : 1e-4;
-    const at::Tensor want = expected.get(name);
+    const at::Tensor want = expected.get(name).reshape(t.sizes());
     const double rel = rel_diff(t.detach(), want);
     // The same difference against the size of the update the steps made.
     const double update =
