@@ -39,7 +39,9 @@ int run_synth(const SynthCommandOptions& options, std::ostream& out) {
       << ", image " << options.image_size << " px)\n";
   out << std::left << std::setw(16) << "task" << std::right << std::setw(9) << "samples"
       << std::setw(9) << "chance" << "\n";
-  for (const auto& [task, info] : report.manifest.at("tasks").items()) {
+  for (const std::string& task : synth::synth_task_names()) {  // the suite's order
+    if (!report.manifest.at("tasks").contains(task)) continue;
+    const auto& info = report.manifest.at("tasks").at(task);
     out << std::left << std::setw(16) << task << std::right << std::setw(9)
         << info.at("samples").get<std::int64_t>() << std::setw(9) << std::fixed
         << std::setprecision(3) << info.at("chance").get<double>() << "\n";
