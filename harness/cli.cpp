@@ -719,6 +719,11 @@ struct Cli {
     synth_cmd->add_option("--out", synth_options->out, "Suite dir (<task>/, train/, synth.json)")
         ->required();
     synth_cmd->add_option("--seed", synth_options->seed, "Seed of every stream")
+        ->check(CLI::Validator(
+            [](std::string& v) {
+              return v.empty() || v[0] != '-' ? std::string() : "must be >= 0, got " + v;
+            },
+            "S>=0"))
         ->capture_default_str();
     synth_cmd
         ->add_option("--n", synth_options->n,

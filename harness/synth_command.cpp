@@ -35,10 +35,11 @@ int run_synth(const SynthCommandOptions& options, std::ostream& out) {
   o.log = options.quiet ? nullptr : &std::cerr;
   o.tty = Progress::is_terminal(2);
   const synth::SynthReport report = synth::generate_suite(o);
-  out << "synthetic suite in " << options.out.string() << " (seed " << options.seed
-      << ", image " << options.image_size << " px)\n";
+  out << "synthetic suite in " << options.out.string() << " (seed " << options.seed << ", image "
+      << options.image_size << " px)\n";
   out << std::left << std::setw(16) << "task" << std::right << std::setw(9) << "samples"
-      << std::setw(9) << "chance" << "\n";
+      << std::setw(9) << "chance"
+      << "\n";
   for (const std::string& task : synth::synth_task_names()) {  // the suite's order
     if (!report.manifest.at("tasks").contains(task)) continue;
     const auto& info = report.manifest.at("tasks").at(task);

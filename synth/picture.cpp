@@ -27,7 +27,7 @@ bool inside(ShapeKind kind, double dx, double dy) {
       return dx * dx + dy * dy <= 1.0;
     case ShapeKind::kSquare:
       return ax <= 0.85 && ay <= 0.85;  // same area order as the circle
-    case ShapeKind::kTriangle:  // apex up at dy = -1, base at dy = +0.9
+    case ShapeKind::kTriangle:          // apex up at dy = -1, base at dy = +0.9
       return dy >= -1.0 && dy <= 0.9 && ax <= (dy + 1.0) * 0.5 * (1.0 / 0.95);
     case ShapeKind::kDiamond:
       return ax + ay <= 1.0;
@@ -51,7 +51,8 @@ datasets::Image render_picture(const Picture& picture) {
   }
   for (const RectItem& r : picture.rects) {
     for (int y = std::max(0, r.y0); y < std::min(picture.size, r.y1); ++y) {
-      for (int x = std::max(0, r.x0); x < std::min(picture.size, r.x1); ++x) put(img, x, y, r.color);
+      for (int x = std::max(0, r.x0); x < std::min(picture.size, r.x1); ++x)
+        put(img, x, y, r.color);
     }
   }
   for (const ShapeItem& s : picture.shapes) {

@@ -237,9 +237,8 @@ SynthReport generate_suite(const SynthOptions& o) {
         human += datasets::render_prompt(config, s.doc, "llava");
         json record = {{"id", task + "-" + std::to_string(j)},
                        {"image", names.size() == 1 ? json(names[0]) : json(names)},
-                       {"conversations",
-                        json::array({{{"from", "human"}, {"value", human}},
-                                     {{"from", "gpt"}, {"value", s.answer}}})}};
+                       {"conversations", json::array({{{"from", "human"}, {"value", human}},
+                                                      {{"from", "gpt"}, {"value", s.answer}}})}};
         train << record.dump() << "\n";
         if (progress) progress->advance();
       }
@@ -251,8 +250,7 @@ SynthReport generate_suite(const SynthOptions& o) {
 
   write_text(o.out / "synth.json", manifest.dump(2) + "\n");
   report.manifest = std::move(manifest);
-  report.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return report;
 }
 

@@ -18,23 +18,23 @@
 namespace mlab::synth {
 
 struct SynthOptions {
-  std::filesystem::path out;           // the suite dir (created; a previous suite is replaced)
-  std::uint64_t seed = 1;              // every stream's seed derives from it
-  std::int64_t n = 50;                 // eval samples per task (POPE: per category; MMBench:
-                                       // questions, each with 3 circular copies)
-  std::int64_t train_n = 0;            // training records per task (0: no train/)
-  int image_size = 112;                // square images, pixels (56..1024)
-  std::vector<std::string> tasks;      // lmms-eval names; empty: all eight
-  std::filesystem::path configs_dir;   // configs/tasks (the prompts of the training records)
-  std::ostream* log = nullptr;         // progress lines (nullptr: quiet)
-  bool tty = false;                    // redraw progress on one line
+  std::filesystem::path out;          // the suite dir (created; a previous suite is replaced)
+  std::uint64_t seed = 1;             // every stream's seed derives from it
+  std::int64_t n = 50;                // eval samples per task (POPE: per category; MMBench:
+                                      // questions, each with 3 circular copies)
+  std::int64_t train_n = 0;           // training records per task (0: no train/)
+  int image_size = 112;               // square images, pixels (56..1024)
+  std::vector<std::string> tasks;     // lmms-eval names; empty: all eight
+  std::filesystem::path configs_dir;  // configs/tasks (the prompts of the training records)
+  std::ostream* log = nullptr;        // progress lines (nullptr: quiet)
+  bool tty = false;                   // redraw progress on one line
 };
 
 struct SynthReport {
-  nlohmann::json manifest;             // what synth.json holds
-  std::int64_t eval_images = 0;        // files written
+  nlohmann::json manifest;       // what synth.json holds
+  std::int64_t eval_images = 0;  // files written
   std::int64_t train_images = 0;
-  std::int64_t train_redrawn = 0;      // train samples redrawn because an image equalled an eval one
+  std::int64_t train_redrawn = 0;  // train samples redrawn because an image equalled an eval one
   double seconds = 0.0;
 };
 

@@ -30,12 +30,12 @@ using nlohmann::json;
 constexpr int kColors = 6;
 constexpr std::array<const char*, kColors> kColorNames = {"red",    "green",  "blue",
                                                           "yellow", "purple", "orange"};
-constexpr std::array<Rgb, kColors> kPalette = {
-    Rgb{220, 30, 30}, Rgb{30, 160, 50}, Rgb{30, 70, 220},
-    Rgb{240, 200, 20}, Rgb{140, 50, 180}, Rgb{250, 130, 20}};
+constexpr std::array<Rgb, kColors> kPalette = {Rgb{220, 30, 30},  Rgb{30, 160, 50},
+                                               Rgb{30, 70, 220},  Rgb{240, 200, 20},
+                                               Rgb{140, 50, 180}, Rgb{250, 130, 20}};
 constexpr int kShapes = 5;
-constexpr std::array<const char*, kShapes> kShapeNames = {"circle", "square", "triangle",
-                                                          "diamond", "cross"};
+constexpr std::array<const char*, kShapes> kShapeNames = {"circle", "square", "triangle", "diamond",
+                                                          "cross"};
 constexpr std::array<const char*, kShapes> kShapePlurals = {"circles", "squares", "triangles",
                                                             "diamonds", "crosses"};
 constexpr Rgb kBlack{0, 0, 0};
@@ -105,7 +105,8 @@ std::string id_of(const GenContext&, std::int64_t i) { return std::to_string(i);
 void ai2d(GenContext& c, std::int64_t i, std::vector<SynthSample>& out) {
   const int qtype = c.decks.draw(c.rng, "type", 2);
   const int label = c.decks.draw(c.rng, "label", 4);  // 0..3 -> "1".."4"
-  const int answer = c.decks.draw(c.rng, "q" + std::to_string(qtype) + "/" + std::to_string(label), 4);
+  const int answer =
+      c.decks.draw(c.rng, "q" + std::to_string(qtype) + "/" + std::to_string(label), 4);
   // shape_of_label[l], color_of_shape[s]: permutations, fixed so that the answer holds.
   std::vector<int> shape_of_label = c.rng.permutation(4);
   std::vector<int> color_of_shape = c.rng.permutation(4);
@@ -184,12 +185,8 @@ void gqa(GenContext& c, std::int64_t i, std::vector<SynthSample>& out) {
   place_shapes(c, p, kinds, colors);
   SynthSample smp;
   smp.id = id_of(c, i);
-  smp.doc = {{"id", "synth" + smp.id},
-             {"imageId", "synth" + smp.id},
-             {"question", question},
-             {"answer", answer},
-             {"fullAnswer", answer},
-             {"isBalanced", true}};
+  smp.doc = {{"id", "synth" + smp.id}, {"imageId", "synth" + smp.id}, {"question", question},
+             {"answer", answer},       {"fullAnswer", answer},        {"isBalanced", true}};
   smp.image_names = {smp.id + ".png"};
   smp.pictures = {std::move(p)};
   smp.answer = answer;
@@ -252,8 +249,7 @@ const PopeStats& pope_stats() {
       }
     }
     for (int o = 0; o < kShapes; ++o) s.rank[o] = o;
-    std::stable_sort(s.rank.begin(), s.rank.end(),
-                     [&](int a, int b) { return freq[a] > freq[b]; });
+    std::stable_sort(s.rank.begin(), s.rank.end(), [&](int a, int b) { return freq[a] > freq[b]; });
     return s;
   }();
   return stats;
@@ -295,7 +291,8 @@ void pope(GenContext& c, std::int64_t i, std::vector<SynthSample>& out) {
   const int obj = c.decks.draw(c.rng, cat + (yes ? "/yes" : "/no"), kShapes);
   std::vector<int> scene;
   for (int tries = 0;; ++tries) {
-    MLAB_CHECK(tries < 100000, "synth pope: internal: no scene for ", kShapeNames[obj], " in ", cat);
+    MLAB_CHECK(tries < 100000, "synth pope: internal: no scene for ", kShapeNames[obj], " in ",
+               cat);
     scene = pope_scene(c.rng);
     const bool has = std::find(scene.begin(), scene.end(), obj) != scene.end();
     if (yes ? has : (!has && pope_negative(c.rng, category, scene) == obj)) break;
@@ -321,8 +318,8 @@ void pope(GenContext& c, std::int64_t i, std::vector<SynthSample>& out) {
 void seedbench(GenContext& c, std::int64_t i, std::vector<SynthSample>& out) {
   const bool video = c.decks.draw(c.rng, "type", 4) == 0;  // a quarter are 4-frame videos
   const int target = c.decks.draw(c.rng, video ? "video-shape" : "count-shape", kShapes);
-  const int answer = c.decks.draw(
-      c.rng, std::string(video ? "video/" : "count/") + kShapeNames[target], 4);
+  const int answer =
+      c.decks.draw(c.rng, std::string(video ? "video/" : "count/") + kShapeNames[target], 4);
   SynthSample s;
   s.id = std::to_string(100000 + i);
   std::string question;
@@ -375,8 +372,8 @@ void realworldqa(GenContext& c, std::int64_t i, std::vector<SynthSample>& out) {
   const int color = c.decks.draw(c.rng, "color", kColors);
   const int answer = c.decks.draw(c.rng, std::string("side/") + kColorNames[color], 4);
   // Regions of a 3x3 grid: left (0,1), right (2,1), top (1,0), bottom (1,2).
-  constexpr std::array<std::pair<int, int>, 4> kRegion = {
-      std::pair{0, 1}, std::pair{2, 1}, std::pair{1, 0}, std::pair{1, 2}};
+  constexpr std::array<std::pair<int, int>, 4> kRegion = {std::pair{0, 1}, std::pair{2, 1},
+                                                          std::pair{1, 0}, std::pair{1, 2}};
   Picture p = blank(c);
   const int cell = c.size / 3;
   auto put_shape = [&](int region, int col) {
@@ -410,7 +407,7 @@ void realworldqa(GenContext& c, std::int64_t i, std::vector<SynthSample>& out) {
 // k), as MMBench's dev set; a question counts when every copy is right (CircularEval).
 
 void mmbench(GenContext& c, std::int64_t i, std::vector<SynthSample>& out) {
-  const int qtype = c.decks.draw(c.rng, "type", 2);  // 0 largest, 1 smallest
+  const int qtype = c.decks.draw(c.rng, "type", 2);                        // 0 largest, 1 smallest
   const int answer = c.decks.draw(c.rng, "q" + std::to_string(qtype), 4);  // main copy's letter
   Picture p = blank(c);
   const std::vector<int> quadrant = c.rng.permutation(4);
@@ -418,8 +415,10 @@ void mmbench(GenContext& c, std::int64_t i, std::vector<SynthSample>& out) {
   const int half = c.size / 2;
   for (int s = 0; s < 4; ++s) {
     int r;
-    if (qtype == 0) r = s == answer ? px(c, 23) : c.rng.range(px(c, 9), px(c, 13));
-    else r = s == answer ? px(c, 8) : c.rng.range(px(c, 16), px(c, 21));
+    if (qtype == 0)
+      r = s == answer ? px(c, 23) : c.rng.range(px(c, 9), px(c, 13));
+    else
+      r = s == answer ? px(c, 8) : c.rng.range(px(c, 16), px(c, 21));
     const int slack = std::max(0, half / 2 - r - 2);
     const int cx = quadrant[s] % 2 * half + half / 2 + c.rng.range(-slack, slack);
     const int cy = quadrant[s] / 2 * half + half / 2 + c.rng.range(-slack, slack);
@@ -493,8 +492,8 @@ void chartqa(GenContext& c, std::int64_t i, std::vector<SynthSample>& out) {
     p.rects.push_back({x0, baseline - h, x0 + bar_w, baseline, color});
     const std::string value = std::to_string(units[b] * scale);
     const int xc = x0 + bar_w / 2;
-    p.texts.push_back({value, xc - text_width(value, fs) / 2, baseline - h - text_h - px(c, 2), fs,
-                       kBlack});
+    p.texts.push_back(
+        {value, xc - text_width(value, fs) / 2, baseline - h - text_h - px(c, 2), fs, kBlack});
     p.texts.push_back({letter(b), xc - text_width("A", fs) / 2, baseline + px(c, 4), fs, kBlack});
   }
   std::string question, answer;
@@ -555,8 +554,8 @@ void docvqa(GenContext& c, std::int64_t i, std::vector<SynthSample>& out) {
     const int v = keys[l] == asked ? value : c.rng.range(0, static_cast<int>(f.values.size()) - 1);
     const std::string text = std::string(f.key) + ": " + f.values[v];
     const int room = std::max(0, c.size - text_width(text, fs) - 2 * fs);
-    p.texts.push_back({text, fs + c.rng.range(0, std::min(room, 3 * fs)),
-                       y0 + l * line_h + fs, fs, kBlack});
+    p.texts.push_back(
+        {text, fs + c.rng.range(0, std::min(room, 3 * fs)), y0 + l * line_h + fs, fs, kBlack});
   }
   const std::string answer = fields[asked].values[value];
   SynthSample s;
@@ -592,14 +591,14 @@ const std::vector<TaskGenerator>& task_generators() {
        0.5 / kColors + 0.5 / kShapes, same_units, gqa},
       {"pope", "is there a <shape>? yes/no, adversarial/popular/random (F1 of always-yes)",
        2.0 / 3.0, pope_units, pope},
-      {"seedbench", "counting (image) and which-frame (4-frame video), 4 choices", 0.25,
-       same_units, seedbench},
+      {"seedbench", "counting (image) and which-frame (4-frame video), 4 choices", 0.25, same_units,
+       seedbench},
       {"realworldqa", "where is the <colour> shape: left/right/top/bottom, letter", 0.25,
        same_units, realworldqa},
       {"mmbench_en_dev", "largest/smallest shape, circular 4-way (4 copies per question)", 0.25,
        same_units, mmbench},
-      {"chartqa", "bar chart value / highest bar, relaxed accuracy",
-       0.5 / 18.0 + 0.5 / 4.0, same_units, chartqa},
+      {"chartqa", "bar chart value / highest bar, relaxed accuracy", 0.5 / 18.0 + 0.5 / 4.0,
+       same_units, chartqa},
       {"docvqa_val", "key-value document, what is the KEY? (ANLS)", docvqa_chance(), same_units,
        docvqa},
   };

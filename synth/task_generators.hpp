@@ -44,9 +44,9 @@ class Decks {
 struct GenContext {
   SynthRng rng;
   Decks decks;
-  int size = 112;        // image side, pixels
-  bool train = false;    // train records: one sample per unit (MMBench: one random rotation)
-  std::int64_t n = 0;    // eval: samples per split (POPE: per category; MMBench: questions)
+  int size = 112;      // image side, pixels
+  bool train = false;  // train records: one sample per unit (MMBench: one random rotation)
+  std::int64_t n = 0;  // eval: samples per split (POPE: per category; MMBench: questions)
 };
 
 struct TaskGenerator {

@@ -2,10 +2,6 @@
 // check-dataset), gold answers scoring 1.0 through the project's scorer, a constant guess and
 // the blind oracle (majority answer per distinct prompt text) at the recorded chance, train and
 // eval sharing no image, train.jsonl through training::read_train_data, and bad arguments.
-#include "tests/support/catch_torch.hpp"
-#include "tests/support/run_binary.hpp"
-#include "tests/support/test_files.hpp"
-
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -23,16 +19,19 @@
 #include "synth/picture.hpp"
 #include "synth/png_writer.hpp"
 #include "synth/synth_suite.hpp"
+#include "tests/support/catch_torch.hpp"
+#include "tests/support/run_binary.hpp"
+#include "tests/support/test_files.hpp"
 #include "training/train_data.hpp"
 
 namespace fs = std::filesystem;
-using nlohmann::json;
 using Catch::Matchers::Contains;
+using nlohmann::json;
 
 namespace {
 
-const std::vector<std::string> kTasks = {"ai2d",           "gqa",     "pope",      "seedbench",
-                                         "realworldqa", "mmbench_en_dev", "chartqa", "docvqa_val"};
+const std::vector<std::string> kTasks = {
+    "ai2d", "gqa", "pope", "seedbench", "realworldqa", "mmbench_en_dev", "chartqa", "docvqa_val"};
 
 fs::path configs_dir() { return fs::path(MLAB_SOURCE_DIR_FOR_TESTS) / "configs" / "tasks"; }
 
@@ -53,7 +52,8 @@ std::map<std::string, std::string> tree_bytes(const fs::path& root) {
 
 // What the gold answer looks like as a model output (the train records' gpt turn).
 std::string gold(const std::string& task, const json& doc) {
-  if (task == "ai2d") return std::string(1, static_cast<char>('A' + std::stoi(doc.at("answer").get<std::string>())));
+  if (task == "ai2d")
+    return std::string(1, static_cast<char>('A' + std::stoi(doc.at("answer").get<std::string>())));
   if (task == "docvqa_val") return doc.at("answers").at(0).get<std::string>();
   return doc.at("answer").get<std::string>();
 }
@@ -132,6 +132,10 @@ TEST_CASE("synth: --help and bad arguments exit 2 with a message", "[synth]") {
   CHECK_THAT(size.err, Contains("--image-size"));
   const auto train = synth("--out " + (dir / "t").string() + " --train-n -3");
   CHECK(train.code == 2);
+  const auto seed = synth("--out " + (dir / "t").string() + " --seed -1");
+  CHECK(seed.code == 2);
+  CHECK_THAT(seed.err, Contains("must be >= 0"));
+  CHECK_FALSE(fs::exists(dir / "t"));
 }
 
 TEST_CASE("synth: identical bytes for identical arguments, other bytes for another seed",
@@ -160,7 +164,7 @@ TEST_CASE("synth: identical bytes for identical arguments, other bytes for anoth
   CHECK(manifest.at("format") == "mla-bench-synth");
   CHECK(manifest.at("seed") == 7);
   CHECK(manifest.at("tasks").size() == 8);
-  CHECK(manifest.at("tasks").at("pope").at("samples") == 18);           // 6 per category
+  CHECK(manifest.at("tasks").at("pope").at("samples") == 18);            // 6 per category
   CHECK(manifest.at("tasks").at("mmbench_en_dev").at("samples") == 24);  // 4 circular copies
 }
 
@@ -203,8 +207,7 @@ TEST_CASE("synth: every task dir reads, passes check-dataset, and its gold answe
   CHECK(mmb[1].images == mmb[0].images);
 }
 
-TEST_CASE("synth: a blind guesser scores chance (constant guess, majority per prompt)",
-          "[synth]") {
+TEST_CASE("synth: a blind guesser scores chance (constant guess, majority per prompt)", "[synth]") {
   // 2000 per task, docs only (pictures described, not drawn).
   for (const auto& g : mlab::synth::task_generators()) {
     const std::string task(g.task);
@@ -236,14 +239,15 @@ TEST_CASE("synth: a blind guesser scores chance (constant guess, majority per pr
     }
     const double blind = headline(task, docs, oracle);
     const std::map<std::string, std::string> constant = {
-        {"ai2d", "A"},         {"gqa", "red"},          {"pope", "yes"},
-        {"seedbench", "A"},    {"realworldqa", "A"},    {"mmbench_en_dev", "circle"},
-        {"chartqa", "A"},      {"docvqa_val", "BOB"}};
+        {"ai2d", "A"},      {"gqa", "red"},       {"pope", "yes"},
+        {"seedbench", "A"}, {"realworldqa", "A"}, {"mmbench_en_dev", "circle"},
+        {"chartqa", "A"},   {"docvqa_val", "BOB"}};
     const double guess =
         headline(task, docs, std::vector<std::string>(docs.size(), constant.at(task)));
-    std::printf("synth blind bound %-15s chance %.4f  majority-per-prompt %.4f  constant '%s' %.4f"
-                "  (%zu prompts)\n",
-                task.c_str(), g.chance, blind, constant.at(task).c_str(), guess, votes.size());
+    std::printf(
+        "synth blind bound %-15s chance %.4f  majority-per-prompt %.4f  constant '%s' %.4f"
+        "  (%zu prompts)\n",
+        task.c_str(), g.chance, blind, constant.at(task).c_str(), guess, votes.size());
     CHECK(headline(task, docs, golds) == 1.0);
     CHECK(blind <= g.chance + 0.02);
     CHECK(guess <= g.chance + 0.02);
@@ -261,8 +265,7 @@ TEST_CASE("synth: train.jsonl reads with read_train_data, prompts as eval, no ev
           "[synth]") {
   const fs::path dir = mlab::test::scratch_dir("synth_train");
   REQUIRE(synth("--out " + dir.string() + " --n 10 --train-n 12 --seed 5").code == 0);
-  const auto data =
-      mlab::training::read_train_data(dir / "train" / "train.jsonl", {});
+  const auto data = mlab::training::read_train_data(dir / "train" / "train.jsonl", {});
   CHECK(data.skipped.empty());
   REQUIRE(data.records.size() == 8 * 12);
   std::set<std::int64_t> video_records;
