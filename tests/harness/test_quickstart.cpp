@@ -91,7 +91,8 @@ TEST_CASE("quickstart: two runs with the same seed store identical rows apart fr
     CHECK(a[i] == b[i]);
   }
   // The converted, fine-tuned models are byte-identical too.
-  const fs::path stage2 = fs::path("models") / "mla-r16-dkv16" / "stage2" / "model.safetensors";
+  const fs::path stage2 =
+      fs::path("models") / "mla-r16-dkv16" / "stage2" / "checkpoint-2" / "model.safetensors";
   REQUIRE(fs::exists(dir / "a" / stage2));
   CHECK(file_bytes(dir / "a" / stage2) == file_bytes(dir / "b" / stage2));
 

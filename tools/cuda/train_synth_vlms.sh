@@ -39,7 +39,7 @@ else
   PY=${MLAB_PYTHON:-$(command -v python3)}
 fi
 LR=${LR:-1e-3}; WD=${WD:-0.1}; WARMUP=${WARMUP:-0.05}; MIN_LR=${MIN_LR:-0.1}
-NAMES=(mlab-llava-synth mlab-qwen-synth)
+read -r -a NAMES <<<"${MODELS:-mlab-llava-synth mlab-qwen-synth}"  # MODELS: a subset
 mkdir -p "$WORK"
 say "train_synth_vlms: SMOKE=$SMOKE device $DEVICE $DTYPE; work $WORK; out $OUT"
 
