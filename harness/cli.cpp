@@ -120,6 +120,12 @@ struct Cli {
                           "Quanto/HQQ full-precision residual window (tokens)")
         ->check(CLI::NonNegativeNumber)
         ->capture_default_str();
+    quick_cmd
+        ->add_option("--prompt-format", quickstart.prompt_format,
+                     "Fine-tuning prompt format: chat (the evaluation prompt, the format the "
+                     "shipped demo models were trained in) | swift (the authors' template)")
+        ->check(CLI::IsMember({"swift", "chat"}))
+        ->capture_default_str();
     quick_cmd->add_option("--eval-batch", quickstart.eval_batch, "Eval rows per batch")
         ->check(CLI::PositiveNumber)
         ->capture_default_str();
@@ -272,6 +278,12 @@ struct Cli {
     train->add_option("--steps", tr->steps, "Optimizer steps");
     train->add_option("--epochs", tr->epochs, "Epochs (instead of --steps)");
     train->add_option("--lr", tr->lr, "Peak learning rate of the schedule")->capture_default_str();
+    train->add_option("--prompt-format", tr->prompt_format,
+                      "How records become ids: swift (the authors' training template) | chat "
+                      "(the evaluation prompt, then the answer and EOS: for models trained from "
+                      "scratch, whose only prompt format is eval's)")
+        ->check(CLI::IsMember({"swift", "chat"}))
+        ->capture_default_str();
     train->add_option("--lr-schedule", tr->lr_schedule,
                       "wsd (the authors': warmup, constant, 1-sqrt decay) | cosine (with warmup)")
         ->check(CLI::IsMember({"wsd", "cosine"}))
@@ -369,6 +381,12 @@ struct Cli {
     pipe->add_option("--seed", mo->seed, "Stage-1 sample order")->capture_default_str();
     pipe->add_option("--stage2-seed", mo->stage2_seed,
                      "Stage-2 sample order (their data_seed)")
+        ->capture_default_str();
+    pipe->add_option("--prompt-format", mo->prompt_format,
+                     "swift (the authors' training template) | chat (the evaluation prompt + "
+                     "answer + EOS, and calibration on the evaluation prompts: models trained "
+                     "from scratch in that format, e.g. the shipped demo models)")
+        ->check(CLI::IsMember({"swift", "chat"}))
         ->capture_default_str();
     pipe->add_option("--save-every", mo->save_every,
                      "Training checkpoints every N steps (0: at the end of each stage)");

@@ -50,6 +50,7 @@ struct QuickstartOptions {
   double lr = 1e-3;                // peak LR of both stages (WSD)
   int64_t quant_residual = 16;     // Quanto / HQQ full-precision residual window (tokens)
   int64_t eval_batch = 8;          // eval rows per batch
+  std::string prompt_format = "chat";  // fine-tuning records: chat (the demo models' format) | swift
   std::filesystem::path db;        // "": <work_dir>/results.sqlite
   std::string run_prefix = "quickstart";  // runs are <run_prefix>/<configuration>
   std::string series_prefix;       // dashboard series <series_prefix>/<configuration> ("": run_prefix)
@@ -217,6 +218,9 @@ struct TrainOptions {
   // 1-sqrt decay over the last decay_ratio of the steps) or "cosine" (transformers' cosine with
   // linear warmup). Ratios of the total steps; the LR ends at min_lr_ratio * lr.
   std::string lr_schedule = "wsd";
+  // How records become ids (training/train_data.hpp TrainDataOptions::prompt): "swift" (the
+  // authors' training template) | "chat" (the evaluation prompt + answer + EOS).
+  std::string prompt_format = "swift";
   double warmup_ratio = 0.1;
   double decay_ratio = 0.1;   // wsd only
   double min_lr_ratio = 0.0;
@@ -267,6 +271,9 @@ struct Mha2mlaOptions {
   int64_t mkl_samples = 32;          // MKL scoring samples (convert --mkl-samples)
   uint64_t seed = 42;                // stage-1 sample order
   uint64_t stage2_seed = 2025;       // stage-2 sample order (their stage2.yaml data_seed)
+  // swift (the authors' training template; MD-SVD calibrates on it with the answers) | chat (the
+  // evaluation prompt + answer + EOS; calibration on the evaluation prompts): TrainOptions's.
+  std::string prompt_format = "swift";
   int64_t save_every = 0;            // training checkpoints every N steps (0: at the end only)
   std::string stop_after_step;       // stop after this step (stage1_init | stage1 | stage2_init)
   bool resume = false;               // skip finished steps, resume an unfinished training step

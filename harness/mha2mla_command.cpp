@@ -270,6 +270,7 @@ void Pipeline::convert_step(std::size_t index, const fs::path& source, int stage
     c.calib_image_root = o_.image_root;
   }
   c.calib_samples = o_.calib_samples;
+  c.calib_format = o_.prompt_format == "chat" ? "eval" : "train";
   c.calib_seed = o_.calib_seed;
   c.mkl_samples = o_.mkl_samples;
   c.device = o_.device;
@@ -329,6 +330,7 @@ void Pipeline::train_step(std::size_t index, const fs::path& model, int stage) {
   t.batch = o_.batch;
   t.accum = o_.accum;
   t.seed = stage == 1 ? o_.seed : o_.stage2_seed;
+  t.prompt_format = o_.prompt_format;
   t.save_every = o_.save_every;
   t.max_length = o_.max_length;
   t.device = o_.device;
@@ -427,10 +429,12 @@ int Pipeline::run() {
 
   // The data once: its record count (ETA) and the held-out records.
   data_options_ = {.image_root = o.image_root, .max_length = o.max_length};
+  data_options_.prompt = o.prompt_format;
   train_records_ =
       static_cast<int64_t>(training::read_train_data(o.data, data_options_).records.size());
   if (!o.eval_data.empty()) {
     training::TrainDataOptions eo{.image_root = o.image_root, .max_length = o.max_length};
+    eo.prompt = o.prompt_format;
     auto eval = training::read_train_data(o.eval_data, eo);
     for (const auto& s : eval.skipped) {
       out_ << "held-out: skipping record " << s.id << ": " << s.reason << "\n";
@@ -462,6 +466,7 @@ int Pipeline::run() {
                         {"mkl_samples", o.mkl_samples},
                         {"seed", o.seed},
                         {"stage2_seed", o.stage2_seed},
+                        {"prompt_format", o.prompt_format},
                         {"save_every", o.save_every},
                         {"device", o.device},
                         {"dtype", o.dtype}};

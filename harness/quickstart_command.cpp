@@ -156,6 +156,7 @@ int run_quickstart(const QuickstartOptions& o, std::ostream& out) {
     mo.mkl_samples = 16;
     mo.seed = static_cast<uint64_t>(o.seed) + 42;
     mo.resume = true;
+    mo.prompt_format = o.prompt_format;
     mo.device = o.device;
     mo.threads = o.threads;
     out << "[2/5] MHA2MLA-VLM: r = " << o.rope_dims << ", d_kv = " << d_kv << " ("

@@ -173,6 +173,7 @@ int run_training(const TrainOptions& o, std::ostream& std_out) {
   // Without --max-length, the model's positions bound a record (a longer one would run past
   // max_position_embeddings silently).
   training::TrainDataOptions dopt{.image_root = o.image_root, .max_length = o.max_length};
+  dopt.prompt = o.prompt_format;
   if (dopt.max_length <= 0) {
     dopt.max_length = model.config().text.max_position_embeddings;
     dopt.max_length_name = "the model's max_position_embeddings";
@@ -249,6 +250,7 @@ int run_training(const TrainOptions& o, std::ostream& std_out) {
                     {"total_steps", total},
                     {"lr", o.lr},
                     {"lr_schedule", o.lr_schedule},
+                    {"prompt_format", o.prompt_format},
                     {"warmup_ratio", o.warmup_ratio},
                     {"decay_ratio", o.decay_ratio},
                     {"min_lr_ratio", o.min_lr_ratio},
@@ -263,7 +265,7 @@ int run_training(const TrainOptions& o, std::ostream& std_out) {
     position = state.at("position").get<int64_t>();
     const json& was = state.at("run");
     for (const char* key :
-         {"total_steps", "lr", "batch_size", "grad_accum", "seed", "world_size"}) {
+         {"total_steps", "lr", "batch_size", "grad_accum", "seed", "world_size", "prompt_format"}) {
       if (was.contains(key) && was.at(key) != run.at(key)) {
         out << "warning: --resume with " << key << " " << run.at(key).dump()
             << ", the checkpoint's "

@@ -141,8 +141,55 @@ TrainBatch make_train_batch(const models::Vlm& model, const TrainRecord& record,
   return make_train_batch(model, record.turns, std::move(images), options);
 }
 
+namespace {
+
+// TrainDataOptions::prompt == "chat": the eval prompt of the turns before the last answer, then
+// the answer and EOS (supervised).
+TrainBatch make_chat_train_batch(const models::Vlm& model, const std::vector<prompt::Turn>& turns,
+                                 std::vector<image::Rgb8Image> images,
+                                 const TrainDataOptions& options) {
+  std::size_t last = turns.size();
+  for (std::size_t i = 0; i < turns.size(); ++i)
+    if (turns[i].role == "assistant") last = i;
+  MLAB_CHECK(last < turns.size() && !turns[last].text.empty(), "no assistant answer");
+  models::VlmRequest request;
+  for (std::size_t i = 0; i < last; ++i) {
+    prompt::Turn t = turns[i];
+    // "<image>" tags (and the newline after each) become the turn's leading images.
+    for (std::size_t at = t.text.find("<image>"); at != std::string::npos;
+         at = t.text.find("<image>")) {
+      const std::size_t n = at + 7 < t.text.size() && t.text[at + 7] == '\n' ? 8 : 7;
+      t.text.erase(at, n);
+      ++t.images;
+    }
+    request.turns.push_back(std::move(t));
+  }
+  request.images = std::move(images);
+  TrainBatch batch;
+  batch.inputs = model.prepare({&request, 1});
+  const auto answer = model.tokenizer().encode(turns[last].text, /*add_special_tokens=*/false);
+  MLAB_CHECK(!model.eos_token_ids().empty(), "the model has no EOS id to close the answer with");
+  std::vector<int64_t> tail(answer.begin(), answer.end());
+  tail.push_back(model.eos_token_ids().front());
+  const int64_t prompt_len = batch.inputs.input_ids.size(1);
+  const at::Tensor tail_ids = at::tensor(tail, at::kLong).unsqueeze(0);
+  batch.inputs.input_ids = at::cat({batch.inputs.input_ids, tail_ids}, 1);
+  batch.inputs.attention_mask = at::ones_like(batch.inputs.input_ids);
+  const int64_t L = batch.inputs.input_ids.size(1);
+  MLAB_CHECK(options.max_length <= 0 || L <= options.max_length, L,
+             " tokens, over ", options.max_length_name, " ", options.max_length);
+  batch.labels = at::full({1, L}, prompt::kIgnoreLabel, at::kLong);
+  batch.labels.narrow(1, prompt_len, L - prompt_len).copy_(tail_ids);
+  return batch;
+}
+
+}  // namespace
+
 TrainBatch make_train_batch(const models::Vlm& model, const std::vector<prompt::Turn>& turns,
                             std::vector<image::Rgb8Image> images, const TrainDataOptions& options) {
+  MLAB_CHECK(options.prompt == "swift" || options.prompt == "chat", "unknown prompt format '",
+             options.prompt, "' (swift | chat)");
+  if (options.prompt == "chat") return make_chat_train_batch(model, turns, std::move(images), options);
   models::VlmRequest request;
   request.turns = turns;
   request.mode = prompt::PromptMode::kTrain;

@@ -27,6 +27,14 @@ struct TrainDataOptions {
   std::filesystem::path image_root;  // "" : the data file's directory
   int64_t max_length = 0;            // > 0: records whose ids are longer are skipped
   std::string max_length_name = "--max-length";  // what the skip reason calls the limit
+  // How a record becomes ids. "swift": ms-swift's training template of the family (what the
+  // MHA2MLA-VLM authors fine-tune with; train_template.hpp). "chat": the evaluation prompt
+  // (chat_prompt.hpp, lmms-eval's layout: the images of a user turn first, "<image>" tags
+  // removed) of the conversation up to its last answer, then that answer's tokens and the first
+  // EOS id of the model, only those carrying loss: for models trained from scratch (F9's synth
+  // VLMs), whose only prompt format is the one eval uses (LLaVA: swift writes
+  // "...\nASSISTANT:", lmms-eval "... ASSISTANT:").
+  std::string prompt = "swift";
 };
 
 struct SkippedRecord {

@@ -234,3 +234,49 @@ TEST_CASE("collate_train_batches: errors", "[training][collate]") {
   CHECK(at::equal(b.inputs.attention_mask[0], at::tensor({1, 1, 0, 0}, at::kLong)));
   CHECK(!b.inputs.pixel_values.defined());
 }
+
+TEST_CASE("make_train_batch --prompt-format chat: the evaluation prompt, then answer + EOS",
+          "[training][collate]") {
+  // The prompt part must be what eval feeds the model for the same question and image (the
+  // kEval path, itself checked token for token against transformers' processors in F3), the
+  // "<image>\n" tag becoming the turn's leading image as in lmms-eval's layout; then the answer
+  // as the tokenizer encodes it alone and the model's first EOS id: the only supervised tokens.
+  for (const std::string family : {"llava", "qwen2_5_vl"}) {
+    INFO(family);
+    const auto vlm = models::Vlm::load(test::data_dir() / "tiny_vlms" / family);
+    const auto image = image::filled_rgb8_image(40, 30, {90, 140, 200});
+    training::TrainDataOptions chat;
+    chat.prompt = "chat";
+    const std::vector<prompt::Turn> turns = {{"user", "<image>\nIs there a cat?", 0},
+                                             {"assistant", "yes", 0}};
+    const auto batch = training::make_train_batch(vlm, turns, {image}, chat);
+    const auto eval = vlm.prepare(
+        std::vector<models::VlmRequest>{models::VlmRequest::single("Is there a cat?", {image})});
+    const int64_t P = eval.input_ids.size(1);
+    const auto answer = vlm.tokenizer().encode("yes", false);
+    const int64_t L = batch.inputs.input_ids.size(1);
+    REQUIRE(L == P + static_cast<int64_t>(answer.size()) + 1);
+    CHECK(at::equal(batch.inputs.input_ids.narrow(1, 0, P), eval.input_ids));
+    CHECK(at::equal(batch.inputs.pixel_values, eval.pixel_values));
+    for (std::size_t i = 0; i < answer.size(); ++i) {
+      CHECK(batch.inputs.input_ids[0][P + static_cast<int64_t>(i)].item<int64_t>() == answer[i]);
+      CHECK(batch.labels[0][P + static_cast<int64_t>(i)].item<int64_t>() == answer[i]);
+    }
+    CHECK(batch.inputs.input_ids[0][L - 1].item<int64_t>() == vlm.eos_token_ids().front());
+    CHECK(batch.labels[0][L - 1].item<int64_t>() == vlm.eos_token_ids().front());
+    CHECK(batch.labels.narrow(1, 0, P).eq(prompt::kIgnoreLabel).all().item<bool>());
+    CHECK(batch.inputs.attention_mask.eq(1).all().item<bool>());
+    // The swift format differs (LLaVA: "...\nASSISTANT:" against eval's "... ASSISTANT:").
+    const auto swift = training::make_train_batch(vlm, turns, {image}, {});
+    if (family == "llava") {
+      CHECK_FALSE(at::equal(swift.inputs.input_ids.narrow(1, 0, std::min(P, swift.inputs.input_ids.size(1))),
+                            eval.input_ids.narrow(1, 0, std::min(P, swift.inputs.input_ids.size(1)))));
+    }
+  }
+  training::TrainDataOptions bad;
+  bad.prompt = "vicuna";
+  const auto vlm = models::Vlm::load(test::data_dir() / "tiny_vlms" / "llava");
+  CHECK_THROWS_WITH(training::make_train_batch(vlm, {{"user", "q", 0}, {"assistant", "a", 0}}, {},
+                                               bad),
+                    Catch::Contains("unknown prompt format 'vicuna'"));
+}

@@ -80,6 +80,7 @@ train() {  # name out steps [extra args]: one `mla-bench train --stage 0`
   "$MB" train --stage 0 --model "$WORK/init/$name" --data "$DATA" --out "$out" --steps "$steps" \
     --batch-size "$BATCH" --lr "$LR" --lr-schedule cosine --warmup-ratio "$WARMUP" \
     --min-lr-ratio "$MIN_LR" --weight-decay "$WD" --seed "$SEED" --device "$DEVICE" \
+    --prompt-format chat \
     --dtype "$DTYPE" "$@"
 }
 last_step() { tail -n 1 "$1/train_log.jsonl" 2>/dev/null || true; }
