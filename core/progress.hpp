@@ -53,4 +53,10 @@ class Progress {
 // "1:02:03" / "2:03" for a duration in seconds; "?" for negative or non-finite values.
 std::string format_duration(double seconds);
 
+// Seconds elapsed on the steady clock since `start` (phase timings of the commands).
+double seconds_since(std::chrono::steady_clock::time_point start);
+
+// `value` with `digits` decimals, as printf's "%.*f".
+std::string format_fixed(double value, int digits);
+
 }  // namespace mlab

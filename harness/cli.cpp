@@ -383,9 +383,9 @@ struct Cli {
                      "Stage-2 sample order (their data_seed)")
         ->capture_default_str();
     pipe->add_option("--prompt-format", mo->prompt_format,
-                     "swift (the authors' training template) | chat (the evaluation prompt + "
-                     "answer + EOS, and calibration on the evaluation prompts: models trained "
-                     "from scratch in that format, e.g. the shipped demo models)")
+                     "Fine-tuning: swift (the authors' training template) | chat (the evaluation "
+                     "prompt + answer + EOS: models trained from scratch in that format, e.g. the "
+                     "shipped demo models); MD-SVD calibrates on swift's template either way")
         ->check(CLI::IsMember({"swift", "chat"}))
         ->capture_default_str();
     pipe->add_option("--save-every", mo->save_every,

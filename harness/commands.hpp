@@ -271,8 +271,8 @@ struct Mha2mlaOptions {
   int64_t mkl_samples = 32;          // MKL scoring samples (convert --mkl-samples)
   uint64_t seed = 42;                // stage-1 sample order
   uint64_t stage2_seed = 2025;       // stage-2 sample order (their stage2.yaml data_seed)
-  // swift (the authors' training template; MD-SVD calibrates on it with the answers) | chat (the
-  // evaluation prompt + answer + EOS; calibration on the evaluation prompts): TrainOptions's.
+  // Fine-tuning records: swift (the authors' training template) | chat (the evaluation prompt +
+  // answer + EOS): TrainOptions's. MD-SVD calibrates on swift's template of the records either way.
   std::string prompt_format = "swift";
   int64_t save_every = 0;            // training checkpoints every N steps (0: at the end only)
   std::string stop_after_step;       // stop after this step (stage1_init | stage1 | stage2_init)

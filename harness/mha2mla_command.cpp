@@ -270,7 +270,6 @@ void Pipeline::convert_step(std::size_t index, const fs::path& source, int stage
     c.calib_image_root = o_.image_root;
   }
   c.calib_samples = o_.calib_samples;
-  c.calib_format = o_.prompt_format == "chat" ? "eval" : "train";
   c.calib_seed = o_.calib_seed;
   c.mkl_samples = o_.mkl_samples;
   c.device = o_.device;

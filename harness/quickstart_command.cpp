@@ -44,16 +44,6 @@ const std::vector<std::string> kTasks = {"ai2d",           "gqa",     "pope",   
 const std::vector<std::string> kTaskHeads = {"AI2D", "GQA", "POPE", "SEED",
                                              "RWQA", "MMB",  "ChartQA", "DocVQA"};
 
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-std::string fixed(double value, int digits) {
-  char buf[64];
-  std::snprintf(buf, sizeof(buf), "%.*f", digits, value);
-  return buf;
-}
-
 std::string join_tasks() {
   std::string s;
   for (const auto& t : kTasks) s += (s.empty() ? "" : ",") + t;
@@ -70,9 +60,11 @@ struct Row {
 };
 
 // The fraction of the dense cache a stack keeps, by the paper's convention (methods/kv_memory:
-// bytes_nominal / bytes_original; pruning counts its kept fraction).
-double nominal_fraction(const models::ModelConfig& config, const std::string& method) {
-  const auto m = methods::kv_memory(config, methods::parse_method_stack(method), 1024, 16);
+// bytes_nominal / bytes_original; pruning counts its kept fraction), for a cache of `bits`-bit
+// elements (the run's dtype: a quantized cache saves twice as much against an f32 cache).
+double nominal_fraction(const models::ModelConfig& config, const std::string& method,
+                        int bits = 16) {
+  const auto m = methods::kv_memory(config, methods::parse_method_stack(method), 1024, bits);
   return m.bytes_nominal / m.bytes_original;
 }
 
@@ -128,7 +120,7 @@ int run_quickstart(const QuickstartOptions& o, std::ostream& out) {
       so.tty = Progress::is_terminal(2);
       const auto report = synth::generate_suite(so);
       out << "  " << (report.eval_images + report.train_images) << " images in "
-          << fixed(report.seconds, 1) << " s\n";
+          << format_fixed(report.seconds, 1) << " s\n";
     }
   }
   phases.emplace_back("synthetic suite", seconds_since(t0));
@@ -174,7 +166,7 @@ int run_quickstart(const QuickstartOptions& o, std::ostream& out) {
       if (step.value("name", "") == "stage2") model = step.at("checkpoint").get<std::string>();
     MLAB_CHECK(!model.empty(), (mo.out / "pipeline.json").string(),
                ": no stage2 checkpoint recorded");
-    out << "  done in " << fixed(seconds_since(t), 1) << " s: " << model.string() << "\n";
+    out << "  done in " << format_fixed(seconds_since(t), 1) << " s: " << model.string() << "\n";
     converted.emplace_back(d_kv, model);
   }
   phases.emplace_back("MHA2MLA conversion + fine-tuning", seconds_since(t0));
@@ -238,7 +230,7 @@ int run_quickstart(const QuickstartOptions& o, std::ostream& out) {
     const auto t = std::chrono::steady_clock::now();
     run_eval(eo, quiet);
     out << "  [" << (i + 1) << "/" << rows.size() << "] " << r.label << " (" << r.method << "): "
-        << fixed(seconds_since(t), 1) << " s\n";
+        << format_fixed(seconds_since(t), 1) << " s\n";
   }
   phases.emplace_back("evaluation", seconds_since(t0));
 
@@ -258,8 +250,9 @@ int run_quickstart(const QuickstartOptions& o, std::ostream& out) {
   };
   const double full_bytes = kv_bytes_total(store.require_run(o.run_prefix + "/full"));
   out << "[4/5] Table 2 in miniature (" << o.model.filename().string()
-      << ", synthetic suite; score x100 per task; KV = cache bytes as % of the full cache, "
-         "measured over these samples / nominal by the paper's convention)\n";
+      << ", synthetic suite; score x100 per task; KV = cache bytes as % of the full cache in the "
+         "run's dtype, measured over these samples (scales, zero points and the residual window "
+         "included) / nominal by the paper's convention)\n";
   std::string head = "  " + std::string(34, ' ');
   char cell[64];
   for (const auto& h : kTaskHeads) {
@@ -303,7 +296,9 @@ int run_quickstart(const QuickstartOptions& o, std::ostream& out) {
       }
     }
     const double measured = full_bytes > 0 ? kv_bytes_total(id) / full_bytes : 0;
-    const double nominal = nominal_fraction(config, r.nominal.empty() ? r.method : r.nominal);
+    const std::string dtype = store.run(id).info.config.value("dtype", std::string("bfloat16"));
+    const double nominal = nominal_fraction(config, r.nominal.empty() ? r.method : r.nominal,
+                                            dtype == "float32" ? 32 : 16);
     std::snprintf(cell, sizeof cell, " %7.1f  %7.1f%% %6.1f%%  %12.0f",
                   scored ? sum / scored : 0.0, 100 * measured, 100 * nominal,
                   timed ? decode / timed : 0.0);
@@ -323,8 +318,8 @@ int run_quickstart(const QuickstartOptions& o, std::ostream& out) {
   out << "[5/5] dashboard: " << (dopt.out / "index.html").string() << "\n";
 
   out << "time:";
-  for (const auto& [name, s] : phases) out << " " << name << " " << fixed(s, 1) << " s;";
-  out << " total " << fixed(seconds_since(start), 1) << " s\n";
+  for (const auto& [name, s] : phases) out << " " << name << " " << format_fixed(s, 1) << " s;";
+  out << " total " << format_fixed(seconds_since(start), 1) << " s\n";
   out << "next: mla-bench report --db " << db.string() << " --table 2 | mla-bench regress --db "
       << db.string() << " --baseline " << o.run_prefix << "/full --candidate " << o.run_prefix
       << "/" << rows[1].label << " | mla-bench selftest\n";

@@ -23,16 +23,6 @@
 namespace mlab::harness {
 namespace {
 
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-std::string fixed(double value, int digits) {
-  char buf[64];
-  std::snprintf(buf, sizeof(buf), "%.*f", digits, value);
-  return buf;
-}
-
 // Step 1: every config.json under `dir` parses; prints the shapes that decide KV memory.
 void check_configs(const std::filesystem::path& dir, std::ostream& out) {
   MLAB_CHECK(std::filesystem::is_directory(dir), dir.string(),
@@ -105,9 +95,9 @@ void checkpoint_round_trip(const std::filesystem::path& dir, std::ostream& out) 
              " tensors, read ", checkpoint.names().size());
   const double mb = static_cast<double>(total) / 1e6;
   out << "  " << tensors.size() << " tensors (bf16, f16, f32, f64 0-d, i64, i32 empty, bool), "
-      << fixed(mb, 2) << " MB in " << checkpoint.shards().size() << " shards: bit-exact; write "
-      << fixed(mb / std::max(write_s, 1e-9), 0) << " MB/s, open+read "
-      << fixed(mb / std::max(read_s, 1e-9), 0) << " MB/s\n";
+      << format_fixed(mb, 2) << " MB in " << checkpoint.shards().size() << " shards: bit-exact; write "
+      << format_fixed(mb / std::max(write_s, 1e-9), 0) << " MB/s, open+read "
+      << format_fixed(mb / std::max(read_s, 1e-9), 0) << " MB/s\n";
 }
 
 // Step 4: the VLM runtime on the tiny random-weight fixtures of the three families: one image,
@@ -132,8 +122,8 @@ void vlm_check(const std::filesystem::path& tiny_dir, const std::string& device_
     const auto r = vlm.generate(inputs, go);
     out << "  " << family << ": " << inputs.input_ids.size(1) << " prompt tokens ("
         << inputs.input_ids.eq(vlm.config().image_token_id).sum().item<int64_t>()
-        << " image), prefill " << fixed(r.prefill_seconds * 1e3, 1) << " ms, decode "
-        << fixed(r.decode_steps / std::max(r.decode_seconds, 1e-9), 0) << " tok/s, KV "
+        << " image), prefill " << format_fixed(r.prefill_seconds * 1e3, 1) << " ms, decode "
+        << format_fixed(r.decode_steps / std::max(r.decode_seconds, 1e-9), 0) << " tok/s, KV "
         << r.kv_bytes << " B\n";
   }
 }
@@ -166,7 +156,7 @@ int run_selftest(const SelftestOptions& options, std::ostream& out) {
   kernel_check(options.device, out);
   vlm_check(std::filesystem::path(MLAB_SOURCE_DIR) / "tests" / "data" / "tiny_vlms", options.device,
             out);
-  out << "selftest: OK in " << fixed(seconds_since(start), 2) << " s\n";
+  out << "selftest: OK in " << format_fixed(seconds_since(start), 2) << " s\n";
   return 0;
 }
 
