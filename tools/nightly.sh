@@ -63,14 +63,14 @@ for i, name in mine:
     config = name[len(prefix) + 1:]
     earlier = [n for j, n in rows if j < i and not n.startswith(prefix + "/")
                and n.split("/", 2)[2:] == [config]]
-    print(f"{config}\t{earlier[-1] if earlier else ''}\t{name}")
+    print(f"{config}|{earlier[-1] if earlier else ''}|{name}")
 EOF
 )
 
 status=0
 failed=()
 for pair in "${PAIRS[@]}"; do
-  IFS=$'\t' read -r config baseline candidate <<<"$pair"
+  IFS="|" read -r config baseline candidate <<<"$pair"  # "|": tabs would merge an empty field
   if [ -z "$baseline" ]; then
     echo "== $config: first night, nothing to compare"
     continue
