@@ -180,7 +180,7 @@ TEST_CASE("eval: stacks on converted models resolve against the model",
   CHECK_THAT(r.err, Contains("stage-1 MHA2MLA model"));
 }
 
-TEST_CASE("generate --methods: one stack, its KV bytes and peak in --json; bad specs exit 2",
+TEST_CASE("generate --methods: one stack with its KV bytes and peak in --json and bad specs exit 2",
           "[harness][generate][method:tova][method:hqq]") {
   const auto data = mlab::test::data_dir();
   const std::string base = "generate --model " + llava().string() + " --image " +

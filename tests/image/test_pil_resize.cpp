@@ -59,7 +59,7 @@ TEST_CASE("pil_resize: bit-exact with Pillow's Image.resize", "[image]") {
   CHECK(cases == 28);
 }
 
-TEST_CASE("pil_resize: same size copies; bad sizes and filters throw", "[image]") {
+TEST_CASE("pil_resize: same size copies and bad sizes and filters throw", "[image]") {
   const Rgb8Image img = mlab::image::filled_rgb8_image(4, 3, {1, 2, 3});
   CHECK(mlab::image::pil_resize(img, 4, 3, mlab::image::Resample::kBicubic).pixels == img.pixels);
   CHECK_THROWS_WITH(mlab::image::pil_resize(img, 0, 3, mlab::image::Resample::kBicubic),

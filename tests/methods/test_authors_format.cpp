@@ -284,7 +284,7 @@ TEST_CASE("ours in their format: their loader's files and block, and their logit
   if (exported == nullptr) CHECK(compared == 10);
 }
 
-TEST_CASE("authors' checkpoints through the CLI: generate and eval run their dirs as written; "
+TEST_CASE("authors' checkpoints through the CLI: generate and eval run their dirs as written and "
           "--format mlab and the old --svd joint stay readable",
           "[mha2mla][authors]") {
   const std::string dir = (authors() / "llava_next" / "stage2_md").string();

@@ -106,7 +106,7 @@ TEST_CASE("train: 2N steps == N steps, kill -9, --resume to 2N (bitwise, CPU fp3
   CHECK(model.dtype() == at::kFloat);
 }
 
-TEST_CASE("train: a non-finite loss stops the run naming the step; the last checkpoint is intact",
+TEST_CASE("train: a non-finite loss stops the run naming the step and the last checkpoint is intact",
           "[training][cli]") {
   const auto dir = test::scratch_dir("train_nan");
   const fs::path data = write_dataset(dir / "data");
@@ -125,7 +125,7 @@ TEST_CASE("train: a non-finite loss stops the run naming the step; the last chec
   CHECK_NOTHROW(models::Vlm::load(last));
 }
 
-TEST_CASE("train: bad records are skipped and counted; --strict makes them fatal",
+TEST_CASE("train: bad records are skipped and counted and --strict makes them fatal",
           "[training][cli]") {
   const auto dir = test::scratch_dir("train_bad");
   const fs::path data = write_dataset(
@@ -184,7 +184,7 @@ TEST_CASE("train: a model of another stage is refused", "[training][cli]") {
   CHECK(r.err.find("is a stage-1 model, not stage 2") != std::string::npos);
 }
 
-TEST_CASE("train: the tiny Qwen2.5-VL (stage 1) runs 2 steps; the merger moves, the ViT does not",
+TEST_CASE("train: the tiny Qwen2.5-VL (stage 1) runs 2 steps: the merger moves and the ViT does not",
           "[training][cli]") {
   const auto dir = test::scratch_dir("train_qwen");
   const fs::path data = write_dataset(dir / "data");

@@ -204,7 +204,7 @@ TEST_CASE("bf16 and fp16 weights run and stay close to the fp32 reference", "[vi
   }
 }
 
-TEST_CASE("strategy 'full' keeps CLS; feature layers and projector width must agree",
+TEST_CASE("strategy 'full' keeps CLS and feature layers and projector width must agree",
           "[vision][config]") {
   const fs::path dir = kTiny / "llava";
   ModelConfig config = load_model_config(dir);
