@@ -23,19 +23,28 @@ struct Range {
   bool is_match;
 };
 
-// Matches and gaps covering [0, text.size()) (tokenizers' Pattern::find_matches for regexes).
+// Matches and gaps covering [0, text.size()) (tokenizers' Pattern::find_matches for regexes, over
+// the onig crate's find_iter): empty matches are matches too (a split point), except one right at
+// the end of the previous match; after an empty match the search goes on one character later.
+// So an empty regex splits the text into its characters, as tokenizers does (F11 D11).
 void find_matches(const Regex& regex, std::string_view text, std::vector<Range>& out) {
   out.clear();
   std::size_t prev = 0, start = 0, begin = 0, end = 0;
+  bool matched = false;          // a match was accepted
+  std::size_t last_match_end = 0;  // its end
   while (start <= text.size() && regex.find(text, start, begin, end)) {
-    if (end == begin) {  // empty match: Oniguruma's iterator steps one character
-      if (begin >= text.size()) break;
-      start = begin + utf8_length(static_cast<uint8_t>(text[begin]));
-      continue;
+    if (end == begin) {
+      start = begin < text.size() ? begin + utf8_length(static_cast<uint8_t>(text[begin]))
+                                  : text.size() + 1;
+      if (matched && last_match_end == end) continue;  // empty right after a match
+    } else {
+      start = end;
     }
+    matched = true;
+    last_match_end = end;
     if (prev != begin) out.push_back({prev, begin, false});
     out.push_back({begin, end, true});
-    prev = start = end;
+    prev = end;
   }
   if (prev != text.size()) out.push_back({prev, text.size(), false});
 }

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "tests/support/catch_torch.hpp"
+#include "tests/support/test_files.hpp"
 #include "tests/tokenizer/tokenizer_test_support.hpp"
 
 namespace {
@@ -67,4 +68,30 @@ TEST_CASE("tokenizer: byte-level pipeline details (Llama-3, Qwen)", "[tokenizer]
   CHECK(qw->decode(Ids{151644, 9707}, true) == "Hello");
   // NFC: e + combining acute is encoded as the precomposed character.
   CHECK(qw->encode("e\xCC\x81") == qw->encode("\xC3\xA9"));
+}
+
+TEST_CASE("tokenizer: Split regexes that match the empty string split as tokenizers does (F11 D11)",
+          "[tokenizer]") {
+  // tests/data/tokenizers/split_regex.json (tools/fixtures/make_split_regex_fixtures.py): an
+  // empty regex, `\s*`, `a*`, lookaheads, `\b`, `o|` in every behaviour, inverted or not, in
+  // front of the tiny Qwen2.5-VL tokenizer's pre-tokenizer, with tokenizers' ids.
+  const auto fixture = mlab::test::read_json(mlab::test::data_dir() / "tokenizers" /
+                                             "split_regex.json");
+  const auto base = mlab::test::read_json(mlab::test::data_dir().parent_path().parent_path() /
+                                          fixture.at("base").get<std::string>());
+  int64_t compared = 0;
+  for (const auto& group : fixture.at("groups")) {
+    auto config = base;
+    config["pre_tokenizer"] = {{"type", "Sequence"},
+                               {"pretokenizers", {group.at("split"), base.at("pre_tokenizer")}}};
+    const auto tok = mlab::Tokenizer::from_json(config, "split_regex.json");
+    for (const auto& c : group.at("cases")) {
+      const std::string text = c.at("text");
+      INFO(group.at("split").dump() << " on '" << text << "'");
+      const auto ids = tok.encode(text, false);
+      CHECK(std::vector<int64_t>(ids.begin(), ids.end()) == c.at("ids").get<std::vector<int64_t>>());
+      ++compared;
+    }
+  }
+  CHECK(compared == 480);
 }
