@@ -1,6 +1,7 @@
 #include "datasets/image.hpp"
 
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <csetjmp>
 #include <cstdio>
@@ -486,7 +487,17 @@ Decoded stb_decode(const std::filesystem::path& path, std::FILE* file, int chann
   return d;
 }
 
+std::atomic<std::int64_t> g_max_image_pixels{kDefaultMaxImagePixels};
+
 Decoded decode(const std::filesystem::path& path, int channels) {
+  const std::int64_t cap = g_max_image_pixels.load();
+  if (cap > 0) {
+    const ImageInfo info = read_image_info(path);
+    const std::int64_t pixels = static_cast<std::int64_t>(info.width) * info.height;
+    MLAB_CHECK(pixels <= cap, "image ", path.string(), ": ", info.width, " x ", info.height, " = ",
+               pixels, " pixels exceeds the limit of ", cap,
+               " (a decompression bomb? --max-image-pixels raises the limit, 0 removes it)");
+  }
   File file = open_image(path);
   switch (sniff(file.get())) {
     case Format::kJpeg:
@@ -500,6 +511,13 @@ Decoded decode(const std::filesystem::path& path, int channels) {
 }
 
 }  // namespace
+
+void set_max_image_pixels(std::int64_t pixels) {
+  MLAB_CHECK(pixels >= 0, "--max-image-pixels must be >= 0, got ", pixels);
+  g_max_image_pixels.store(pixels);
+}
+
+std::int64_t max_image_pixels() { return g_max_image_pixels.load(); }
 
 ImageInfo read_image_info(const std::filesystem::path& path) {
   File file = open_image(path);

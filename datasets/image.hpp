@@ -37,6 +37,15 @@ struct ImageInfo {
 // cut inside its image data passes (decoding finds it).
 ImageInfo read_image_info(const std::filesystem::path& path);
 
+// The decompression-bomb cap (F11 D3): decode_image and decode_image_rgba read the header first
+// and refuse an image of more than this many pixels (width x height) before allocating anything.
+// The default is Pillow's: Image.MAX_IMAGE_PIXELS (89,478,485) x 2, above which Pillow raises
+// DecompressionBombError instead of opening the file. 0: no cap. Process-wide; the commands that
+// read images set it from --max-image-pixels.
+inline constexpr std::int64_t kDefaultMaxImagePixels = 178956970;
+void set_max_image_pixels(std::int64_t pixels);
+std::int64_t max_image_pixels();
+
 // Decodes the image at `path` to RGB. Throws mlab::Error naming the path and the decoder's
 // reason for a missing, truncated or corrupt file (a truncated JPEG or PNG is an error, as in
 // Pillow without LOAD_TRUNCATED_IMAGES).

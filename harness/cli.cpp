@@ -15,6 +15,7 @@
 
 #include "core/error.hpp"
 #include "core/strings.hpp"
+#include "datasets/image.hpp"
 #include "harness/commands.hpp"
 
 namespace mlab::harness {
@@ -30,6 +31,16 @@ struct Planned {
   CLI::App* app;
   std::string issue;
 };
+
+// --max-image-pixels on the commands that decode images (datasets::set_max_image_pixels; F11 D3).
+void add_max_image_pixels(CLI::App* cmd) {
+  cmd->add_option_function<int64_t>(
+         "--max-image-pixels", [](const int64_t& v) { datasets::set_max_image_pixels(v); },
+         "Refuse images of more pixels than this before decoding them (decompression bombs; "
+         "default " + std::to_string(datasets::kDefaultMaxImagePixels) +
+             ", Pillow's limit; 0: none)")
+      ->check(CLI::NonNegativeNumber);
+}
 
 struct Cli {
   CLI::App app{"MLA-Bench: KV-cache compression for vision-language models (MHA2MLA-VLM and peers)",
@@ -442,6 +453,7 @@ struct Cli {
         ->capture_default_str();
     eval->add_flag("--skip-bad", ev->skip_bad,
                    "Record bad dataset samples as failed samples and continue (never dropped)");
+    add_max_image_pixels(eval);
     eval->add_flag("--blank-images", ev->blank_images,
                    "Replace every image by a white one of its size (does the model use the "
                    "images? It should fall to chance); recorded in the run config");
@@ -614,6 +626,7 @@ struct Cli {
                          "RGBA images: white (composite, transformers >= 5.2x) | drop (default: "
                          "white, or drop with --processor transformers-4.51)");
     generate->add_option("--threads", gen->threads, "Intra-op threads (0: LibTorch default)");
+    add_max_image_pixels(generate);
     generate->add_option("--dump", gen->dump,
                          "Also write pixel values, input ids, positions, image features, prefill "
                          "logits (f32) and generated ids to this .safetensors file");
@@ -678,6 +691,7 @@ struct Cli {
         ->add_option("--dataset", check_options->dataset,
                      "Dataset dir (dataset.json, samples.jsonl, images/)")
         ->required();
+    add_max_image_pixels(check);
     check->add_flag("--skip-bad", check_options->skip_bad,
                     "Record bad samples as failed samples and go on (exit 0 if read to the end)");
     check->add_flag("--decode-images", check_options->decode_images,

@@ -164,3 +164,57 @@ TEST_CASE("F11 D4: a prompt past max_position_embeddings is refused by generate"
   CHECK(ok.code == 0);
   CHECK_THAT(ok.err, !Contains("max_position_embeddings"));
 }
+
+namespace {
+
+// CRC-32 of PNG chunks (ISO 3309, the polynomial 0xEDB88320 bit-reversed), for hand-made files.
+uint32_t png_crc(const std::string& bytes) {
+  uint32_t crc = 0xFFFFFFFFu;
+  for (const unsigned char c : bytes) {
+    crc ^= c;
+    for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+  }
+  return crc ^ 0xFFFFFFFFu;
+}
+
+std::string be32(uint32_t v) {
+  return {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
+          static_cast<char>(v)};
+}
+
+std::string png_chunk(const std::string& type, const std::string& data) {
+  return be32(static_cast<uint32_t>(data.size())) + type + data + be32(png_crc(type + data));
+}
+
+}  // namespace
+
+TEST_CASE("F11 D3: an image of more pixels than --max-image-pixels is refused before decoding",
+          "[harness][hostile][f11]") {
+  // A 20000 x 20000 grey PNG header (400 M pixels, more than Pillow's 178,956,970) over a few
+  // bytes of image data: the header alone must stop it, naming the file, the size and the limit.
+  const fs::path dir = mlab::test::scratch_dir("hostile_pixels");
+  fs::copy(mlab::test::data_dir() / "datasets" / "pope", dir,
+           fs::copy_options::recursive | fs::copy_options::overwrite_existing);
+  const std::string ihdr = be32(20000) + be32(20000) + std::string("\x08\x00\x00\x00\x00", 5);
+  write(dir / "images" / "0.png", std::string("\x89PNG\r\n\x1a\n", 8) + png_chunk("IHDR", ihdr) +
+                                      png_chunk("IDAT", std::string("\x78\x9c\x03\x00", 4)) +
+                                      png_chunk("IEND", ""));
+  const std::string base = "check-dataset --task pope --decode-images --dataset " + dir.string();
+  const auto r = mlab::test::run_mla_bench(base);
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Contains((dir / "images" / "0.png").string() +
+                             ": 20000 x 20000 = 400000000 pixels exceeds the limit of 178956970"));
+  // --skip-bad: the sample is listed as failed, the others are read.
+  const auto skip = mlab::test::run_mla_bench(base + " --skip-bad");
+  CHECK(skip.code == 0);
+  CHECK_THAT(skip.out, Contains("exceeds the limit of 178956970"));
+  // A lower cap refuses the fixture's ordinary images too; 0 lifts the cap (the truncated data
+  // then fails in the decoder instead); a negative cap is bad usage.
+  const auto low = mlab::test::run_mla_bench(base + " --max-image-pixels 100");
+  CHECK(low.code == 1);
+  CHECK_THAT(low.err, Contains("exceeds the limit of 100"));
+  const auto none = mlab::test::run_mla_bench(base + " --max-image-pixels 0");
+  CHECK(none.code == 1);
+  CHECK_THAT(none.err, !Contains("exceeds the limit"));
+  CHECK(mlab::test::run_mla_bench(base + " --max-image-pixels -1").code == 2);
+}
