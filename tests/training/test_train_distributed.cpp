@@ -153,55 +153,49 @@ fs::path single_run(const fs::path& dir, const fs::path& data) {
 
 }  // namespace
 
-TEST_CASE("train, data parallel: 2 CPU ranks x batch 1 == 1 process x accumulation 2",
-          "[training][cli][distributed]") {
-  const auto dir = test::scratch_dir("train_ddp");
-  const fs::path data = write_dataset(dir / "data");
-  const fs::path single = single_run(dir, data);
+// N ranks x batch 1 against one process x accumulation N, both from scratch in scratch dir
+// `name`: the CPU sum adds the ranks' buffers in rank order, (g1 + g2) + g3 ..., the additions
+// one process accumulating N micro-batches performs, so the match is bitwise for any N (a ring
+// or tree all-reduce would regroup the sum from 3 ranks on). Returns the ranks' outputs.
+namespace {
 
+std::vector<RankRun> expect_ranks_equal_accumulation(int n, const std::string& name) {
+  const auto dir = test::scratch_dir(name);
+  const fs::path data = write_dataset(dir / "data");
+  ::setenv("OMP_NUM_THREADS", "1", 1);
+  const fs::path single = dir / "single";
+  const auto r = test::run_mla_bench(train_args(data, single, 1, n));
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
   const fs::path dp = dir / "dp";
-  const auto ranks = run_ranks(2, train_args(data, dp, 1, 1), dir / "dp_logs");
+  auto ranks = run_ranks(n, train_args(data, dp, 1, 1), dir / "dp_logs");
   for (std::size_t i = 0; i < ranks.size(); ++i) {
     INFO("rank " << i << ":\n" << ranks[i].out << ranks[i].err);
     REQUIRE(ranks[i].code == 0);
   }
-  // Rank 0 prints, logs and saves; rank 1 is quiet.
-  CHECK(ranks[0].out.find("x 2 ranks (store)") != std::string::npos);
-  CHECK(ranks[0].out.find("step 10/10 loss") != std::string::npos);
-  CHECK(ranks[1].out.empty());
-
-  std::cout << "2 ranks x batch 1 vs 1 process x accumulation 2 (" << kSteps << " steps):\n";
+  CHECK(ranks[0].out.find("x " + std::to_string(n) + " ranks (store)") != std::string::npos);
+  std::cout << n << " ranks x batch 1 vs 1 process x accumulation " << n << " (" << kSteps
+            << " steps):\n";
   const Diff d = compare_runs(dp, single);
-  // Measured: bitwise (the two-rank sum is the single process's a + b).
   CHECK(d.loss_rel == 0);
   CHECK(d.grad_norm_rel == 0);
   CHECK(d.tensors_differ == 0);
+  return ranks;
+}
+
+}  // namespace
+
+TEST_CASE("train, data parallel: 2 CPU ranks x batch 1 == 1 process x accumulation 2",
+          "[training][cli][distributed]") {
+  const auto ranks = expect_ranks_equal_accumulation(2, "train_ddp");
+  // Rank 0 prints, logs and saves; rank 1 is quiet.
+  CHECK(ranks[0].out.find("step 10/10 loss") != std::string::npos);
+  CHECK(ranks[1].out.empty());
 }
 
 TEST_CASE("train, data parallel: 3 CPU ranks x batch 1 == 1 process x accumulation 3",
           "[training][cli][distributed]") {
-  // The CPU sum adds the ranks' buffers in rank order, ((g1 + g2) + g3), the additions one
-  // process accumulating three micro-batches performs, so the match is bitwise for any N (a
-  // ring or tree all-reduce regroups the sum from 3 ranks on).
-  const auto dir = test::scratch_dir("train_ddp3");
-  const fs::path data = write_dataset(dir / "data");
-  ::setenv("OMP_NUM_THREADS", "1", 1);
-  const fs::path single3 = dir / "single3";
-  const auto r = test::run_mla_bench(train_args(data, single3, 1, 3));
-  INFO(r.out << r.err);
-  REQUIRE(r.code == 0);
-  const fs::path dp = dir / "dp3";
-  const auto ranks = run_ranks(3, train_args(data, dp, 1, 1), dir / "dp3_logs");
-  for (std::size_t i = 0; i < ranks.size(); ++i) {
-    INFO("rank " << i << ":\n" << ranks[i].out << ranks[i].err);
-    REQUIRE(ranks[i].code == 0);
-  }
-  CHECK(ranks[0].out.find("x 3 ranks (store)") != std::string::npos);
-  std::cout << "3 ranks x batch 1 vs 1 process x accumulation 3 (" << kSteps << " steps):\n";
-  const Diff d = compare_runs(dp, single3);
-  CHECK(d.loss_rel == 0);
-  CHECK(d.grad_norm_rel == 0);
-  CHECK(d.tensors_differ == 0);
+  expect_ranks_equal_accumulation(3, "train_ddp3");
 }
 
 TEST_CASE("train, data parallel: accumulation, --resume and torchrun (2 CPU ranks)",
