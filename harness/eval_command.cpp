@@ -98,7 +98,46 @@ std::size_t run_batch(const models::Vlm& vlm, const std::string& task, const std
     go.cache_factory = caches;
     go.prefill_chunk = prefill_chunk;
     const auto start = std::chrono::steady_clock::now();
-    auto inputs = vlm.prepare(requests);
+    models::VlmInputs inputs;
+    try {
+      inputs = vlm.prepare(requests);
+    } catch (const std::exception& batch_error) {
+      // F11 D7: a sample the processor refuses (e.g. Qwen2.5-VL's smart_resize beyond an aspect
+      // ratio of 200) is a bad sample: prepared alone to find it, it aborts the run naming it,
+      // or with --skip-bad becomes a failed row while the rest of the batch runs.
+      std::vector<bool> bad(requests.size(), false);
+      for (std::size_t k = 0; k < requests.size(); ++k) {
+        try {
+          vlm.prepare({&requests[k], 1});
+        } catch (const std::exception& e) {
+          const auto* c10 = dynamic_cast<const c10::Error*>(&e);
+          const std::string reason = c10 ? c10->what_without_backtrace() : e.what();
+          const auto& p = batch[index[k]];
+          if (!skip_bad) throw Error("eval: " + task + ": sample " + p.sample.id + ": " + reason);
+          bad[k] = true;
+          results::SampleRow row;
+          row.task = task;
+          row.sample_id = p.sample.id;
+          row.error = reason;
+          rows.push_back(row);
+        }
+      }
+      if (std::find(bad.begin(), bad.end(), true) == bad.end()) throw;  // not one sample's fault
+      std::vector<models::VlmRequest> good;
+      std::vector<std::size_t> good_index;
+      for (std::size_t k = 0; k < requests.size(); ++k) {
+        if (bad[k]) continue;
+        good.push_back(std::move(requests[k]));
+        good_index.push_back(index[k]);
+      }
+      requests = std::move(good);
+      index = std::move(good_index);
+      if (requests.empty()) {
+        store.add_samples(run, rows);
+        return rows.size();
+      }
+      inputs = vlm.prepare(requests);
+    }
     // F11 D4: a prompt longer than max_position_embeddings (Vlm::generate's check) is a bad
     // sample: it aborts the run, or with --skip-bad becomes a failed row naming the limit.
     const int64_t limit = vlm.config().text.max_position_embeddings;

@@ -218,3 +218,32 @@ TEST_CASE("F11 D3: an image of more pixels than --max-image-pixels is refused be
   CHECK_THAT(none.err, !Contains("exceeds the limit"));
   CHECK(mlab::test::run_mla_bench(base + " --max-image-pixels -1").code == 2);
 }
+
+TEST_CASE("F11 D7: an image the processor refuses names its sample, and --skip-bad runs the rest",
+          "[harness][hostile][f11]") {
+  // Qwen2.5-VL's smart_resize refuses an aspect ratio over 200 (a 20000 x 20 image,
+  // tests/data/images/hostile, tools/fixtures/make_hostile_images.py). In a batch of 2 it took
+  // the whole run down, unnamed, even with --skip-bad, and every rerun died at the same place.
+  const fs::path root = mlab::test::scratch_dir("hostile_aspect");
+  const fs::path dir = root / "pope";
+  fs::copy(mlab::test::data_dir() / "datasets" / "pope", dir,
+           fs::copy_options::recursive | fs::copy_options::overwrite_existing);
+  fs::copy_file(mlab::test::data_dir() / "images" / "hostile" / "wide_20000x20.png",
+                dir / "images" / "1.png", fs::copy_options::overwrite_existing);  // sample "2"
+  const std::string base = "eval --model " +
+                           (mlab::test::data_dir() / "tiny_vlms" / "qwen2_5_vl").string() +
+                           " --tasks pope --datasets " + root.string() + " --db " +
+                           (root / "r.sqlite").string() + " --batch-size 2 --limit 4";
+  const auto r = mlab::test::run_mla_bench(base + " --run-name strict");
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Contains("eval: pope: sample 2: image 0: smart_resize: absolute aspect ratio "
+                             "must be smaller than 200"));
+  const auto skip = mlab::test::run_mla_bench(base + " --run-name skip --skip-bad");
+  INFO(skip.out << skip.err);
+  CHECK(skip.code == 0);
+  CHECK_THAT(skip.out, Contains("pope: 3 new, 0 already stored, 1 failed"));
+  // The rerun resumes: nothing new, the failed sample stays stored as failed.
+  const auto again = mlab::test::run_mla_bench(base + " --run-name skip --skip-bad");
+  CHECK(again.code == 0);
+  CHECK_THAT(again.out, Contains("pope: 0 new, 3 already stored, 1 failed"));
+}
