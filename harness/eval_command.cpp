@@ -70,16 +70,20 @@ std::size_t run_batch(const models::Vlm& vlm, const std::string& task, const std
                       results::ResultsStore& store, int64_t run, const models::CacheFactory& caches,
                       int64_t prefill_chunk, bool skip_bad, bool blank_images) {
   std::vector<results::SampleRow> rows;
+  // A sample that could not be answered: stored with its error, never dropped.
+  auto add_failed = [&](const std::string& sample_id, const std::string& error) {
+    results::SampleRow row;
+    row.task = task;
+    row.sample_id = sample_id;
+    row.error = error;
+    rows.push_back(row);
+  };
   std::vector<models::VlmRequest> requests;
   std::vector<std::size_t> index;  // batch position of each request
   for (std::size_t i = 0; i < batch.size(); ++i) {
     auto& p = batch[i];
     if (p.sample.failed()) {
-      results::SampleRow row;
-      row.task = task;
-      row.sample_id = p.sample.id;
-      row.error = p.sample.error;
-      rows.push_back(row);
+      add_failed(p.sample.id, p.sample.error);
       continue;
     }
     std::vector<image::Rgb8Image> images;
@@ -115,11 +119,7 @@ std::size_t run_batch(const models::Vlm& vlm, const std::string& task, const std
           const auto& p = batch[index[k]];
           if (!skip_bad) throw Error("eval: " + task + ": sample " + p.sample.id + ": " + reason);
           bad[k] = true;
-          results::SampleRow row;
-          row.task = task;
-          row.sample_id = p.sample.id;
-          row.error = reason;
-          rows.push_back(row);
+          add_failed(p.sample.id, reason);
         }
       }
       if (std::find(bad.begin(), bad.end(), true) == bad.end()) throw;  // not one sample's fault
@@ -155,11 +155,7 @@ std::size_t run_batch(const models::Vlm& vlm, const std::string& task, const std
       const std::string reason = "prompt of " + std::to_string(n) +
                                  " tokens exceeds max_position_embeddings " + std::to_string(limit);
       if (!skip_bad) throw Error("eval: " + task + ": sample " + p.sample.id + ": " + reason);
-      results::SampleRow row;
-      row.task = task;
-      row.sample_id = p.sample.id;
-      row.error = reason;
-      rows.push_back(row);
+      add_failed(p.sample.id, reason);
     }
     if (kept.size() != requests.size()) {
       requests = std::move(kept);
