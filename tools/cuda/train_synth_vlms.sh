@@ -14,6 +14,10 @@
 #      has transformers;
 #   7. the final HF dirs (bf16 safetensors + config / tokenizer / processor files only) copied to
 #      $OUT/models/<name>, with sizes.
+# Across several device calls (one call may run 600 s): DEADLINE_S=n stops the trainers n seconds
+# after the script started (each keeps its last --save-every checkpoint) and exits 3; the next call
+# with RESUME=1 (same WORK, REBUILD=0) skips steps 1-4's setup and continues both runs with
+# --resume to the step count fixed by the first call's calibration ($WORK/steps.txt).
 # SMOKE=1: the same on the CPU of this machine with the existing build/ (20 steps, tiny suite,
 # float32), to prove the script end to end before spending device time.
 # Usage: OUT=dir tools/cuda/train_synth_vlms.sh        env below; logs in $OUT
@@ -35,12 +39,26 @@ else
   BUILD=${BUILD_DIR:-build-gpu}; DEVICE=cuda; DTYPE=bfloat16
   TRAIN_N=${TRAIN_N:-6000}; EVAL_N=${EVAL_N:-100}; BATCH=${BATCH:-32}; MAX_STEPS=${MAX_STEPS:-6000}
   CALIB_STEPS=${CALIB_STEPS:-30}; TRAIN_BUDGET_S=${TRAIN_BUDGET_S:-420}; EVAL_BATCH=${EVAL_BATCH:-32}
-  WORK=${WORK:-/tmp/train_synth_vlms}
+  WORK=${WORK:-$PWD/$BUILD/synth_work}  # under the build dir: a warm device keeps it between calls
   PY=${MLAB_PYTHON:-$(command -v python3)}
 fi
+RESUME=${RESUME:-0}; DEADLINE_S=${DEADLINE_S:-0}
 LR=${LR:-1e-3}; WD=${WD:-0.1}; WARMUP=${WARMUP:-0.05}; MIN_LR=${MIN_LR:-0.1}
 read -r -a NAMES <<<"${MODELS:-mlab-llava-synth mlab-qwen-synth}"  # MODELS: a subset
 mkdir -p "$WORK"
+# PACK_OUT=1 (device calls: at most 8 files come back, 16 MiB each): at exit, $OUT keeps
+# progress.log and scores.txt; every other log goes into logs.tar.gz and each model dir into
+# model_<name>.tar (tar -xf it in assets/models).
+pack_out() {
+  local code=$?
+  cd "$OUT" || return
+  for d in models/*/; do [ -d "$d" ] && tar -cf "model_$(basename "$d").tar" -C models "$(basename "$d")"; done
+  rm -rf models
+  local logs; logs=$(ls | grep -v -E '^(progress\.log|scores\.txt|model_.*\.tar|logs\.tar\.gz)$' || true)
+  [ -n "$logs" ] && tar -czf logs.tar.gz $logs && rm -rf $logs
+  exit "$code"
+}
+[ "${PACK_OUT:-0}" = 1 ] && trap pack_out EXIT
 say "train_synth_vlms: SMOKE=$SMOKE device $DEVICE $DTYPE; work $WORK; out $OUT"
 
 # 1. build
@@ -61,7 +79,10 @@ say "mla-bench: $MB"
 
 # 2. the suite
 SYNTH=${SYNTH_DIR:-$WORK/synth}
-if [ -z "${SYNTH_DIR:-}" ]; then
+if [ "$RESUME" = 1 ]; then
+  [ -f "$WORK/steps.txt" ] || { echo "RESUME=1: no $WORK/steps.txt (a first call did not get that far)" >&2; exit 2; }
+  SYNTH=$(cat "$WORK/synth_dir.txt")
+elif [ -z "${SYNTH_DIR:-}" ]; then
   say "synth: --n $EVAL_N --train-n $TRAIN_N --seed $SEED"
   "$MB" synth --out "$SYNTH" --seed "$SEED" --n "$EVAL_N" --train-n "$TRAIN_N" 2>&1 | tee "$OUT/synth.log" | tail -12
 fi
@@ -71,12 +92,12 @@ TASKS=$(cd "$SYNTH" && for d in */samples.jsonl; do dirname "$d"; done | paste -
 say "suite $SYNTH: $(wc -l <"$DATA") training records; tasks $TASKS"
 
 # 3. the random-init models
-"$PY" tools/models/make_synth_vlms.py --corpus "$SYNTH" --out "$WORK/init" 2>&1 | grep -v "Writing model" | tee "$OUT/make_models.log"
+[ "$RESUME" = 1 ] || "$PY" tools/models/make_synth_vlms.py --corpus "$SYNTH" --out "$WORK/init" 2>&1 | grep -v "Writing model" | tee "$OUT/make_models.log"
 
 # 4. training, both at once on the one device
 train() {  # name out steps [extra args]: one `mla-bench train --stage 0`
   local name=$1 out=$2 steps=$3; shift 3
-  rm -rf "$out"
+  if [ "${RESUME:-0}" = 1 ] && [ -d "$out" ]; then set -- "$@" --resume; else rm -rf "$out"; fi
   "$MB" train --stage 0 --model "$WORK/init/$name" --data "$DATA" --out "$out" --steps "$steps" \
     --batch-size "$BATCH" --lr "$LR" --lr-schedule cosine --warmup-ratio "$WARMUP" \
     --min-lr-ratio "$MIN_LR" --weight-decay "$WD" --seed "$SEED" --device "$DEVICE" \
@@ -85,7 +106,9 @@ train() {  # name out steps [extra args]: one `mla-bench train --stage 0`
 }
 last_step() { tail -n 1 "$1/train_log.jsonl" 2>/dev/null || true; }
 STEPS=$MAX_STEPS
-if [ "$CALIB_STEPS" -gt 0 ]; then
+if [ "$RESUME" = 1 ]; then
+  STEPS=$(cat "$WORK/steps.txt")
+elif [ "$CALIB_STEPS" -gt 0 ]; then
   say "calibration: $CALIB_STEPS steps of each, side by side"
   for n in "${NAMES[@]}"; do train "$n" "$WORK/calib/$n" "$CALIB_STEPS" >"$OUT/calib_$n.log" 2>&1 & done
   wait
@@ -103,25 +126,46 @@ EOF
 )
   say "calibration: $(grep -h 'tokens/s' "$OUT"/calib_*.log | tail -n 2 | tr '\n' ' ')"
 fi
+echo "$STEPS" >"$WORK/steps.txt"; echo "$SYNTH" >"$WORK/synth_dir.txt"
 say "training both for $STEPS steps of $BATCH records (budget ${TRAIN_BUDGET_S}s each)"
-pids=()
+pkill -TERM -f -- "--out $WORK/train/" 2>/dev/null || true   # none should be left from a call before
+SAVE_EVERY=${SAVE_EVERY:-$(( STEPS / 20 > 50 ? STEPS / 20 : 50 ))}
+last_ck() { (cd "$1" 2>/dev/null && ls -d checkpoint-* 2>/dev/null | sed 's/^checkpoint-//' | sort -n | tail -n 1); }
+pids=(); pnames=()
+alive() { local p; for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && return 0; done; return 1; }
 for n in "${NAMES[@]}"; do
-  timeout "$(( TRAIN_BUDGET_S * 2 ))" bash -c "$(declare -f train); MB='$MB' WORK='$WORK' DATA='$DATA' BATCH='$BATCH' LR='$LR' WARMUP='$WARMUP' MIN_LR='$MIN_LR' WD='$WD' SEED='$SEED' DEVICE='$DEVICE' DTYPE='$DTYPE' train '$n' '$WORK/train/$n' '$STEPS' --save-every $(( (STEPS + 3) / 4 ))" \
-    >"$OUT/train_$n.log" 2>&1 &
-  pids+=($!)
+  if [ "$(last_ck "$WORK/train/$n")" = "$STEPS" ]; then say "$n: trained ($STEPS steps)"; continue; fi
+  timeout "$(( TRAIN_BUDGET_S * 2 ))" bash -c "$(declare -f train); RESUME='$RESUME' MB='$MB' WORK='$WORK' DATA='$DATA' BATCH='$BATCH' LR='$LR' WARMUP='$WARMUP' MIN_LR='$MIN_LR' WD='$WD' SEED='$SEED' DEVICE='$DEVICE' DTYPE='$DTYPE' train '$n' '$WORK/train/$n' '$STEPS' --save-every $SAVE_EVERY" \
+    >>"$OUT/train_$n.log" 2>&1 &
+  pids+=($!); pnames+=("$n")
 done
-while kill -0 "${pids[@]}" 2>/dev/null; do
+stopped=0
+while [ "${#pids[@]}" -gt 0 ] && alive; do
   sleep "${PROGRESS_S:-30}"
+  if [ "$DEADLINE_S" -gt 0 ] && [ $(( $(date +%s) - T0 )) -ge "$DEADLINE_S" ]; then
+    say "deadline ${DEADLINE_S}s: stopping the trainers (RESUME=1 REBUILD=0 continues from their checkpoints)"
+    # the trainer's children (bash -c -> mla-bench) go too; a checkpoint is written atomically
+    pkill -TERM -f -- "--out $WORK/train/" 2>/dev/null || true
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    stopped=1; break
+  fi
   for n in "${NAMES[@]}"; do
     line=$(grep -h "^step " "$OUT/train_$n.log" | tail -n 1 || true)
     [ -n "$line" ] && say "$n: $line"
   done
 done
 rc=0
-for i in "${!pids[@]}"; do wait "${pids[$i]}" || { rc=$?; say "${NAMES[$i]}: train exited $rc (see $OUT/train_${NAMES[$i]}.log)"; }; done
+for i in "${!pids[@]}"; do wait "${pids[$i]}" || { rc=$?; say "${pnames[$i]}: train exited $rc (see $OUT/train_${pnames[$i]}.log)"; }; done
 for n in "${NAMES[@]}"; do
   say "$n: $(grep -h "^step " "$OUT/train_$n.log" | tail -n 1)"
+  cp "$WORK/train/$n/train_log.jsonl" "$OUT/train_log_$n.jsonl" 2>/dev/null || true
 done
+if [ "$stopped" = 1 ]; then
+  for n in "${NAMES[@]}"; do
+    say "$n: checkpoints $(cd "$WORK/train/$n" 2>/dev/null && ls -d checkpoint-* | sed 's/^checkpoint-//' | sort -n | tail -n 1) of $STEPS"
+  done
+  exit 3
+fi
 
 # 5. evaluation (full cache) vs chance
 for n in "${NAMES[@]}"; do
